@@ -1,0 +1,181 @@
+"""The one typed configuration of boltlink, and the only reader of the environment.
+
+Layers, later wins: defaults <- boltlink.toml <- BOLTLINK_* environment <- flags.
+The TOML file is checked strictly (an unknown key or a wrong type names the
+key); environment values are strings and are parsed. A Config is frozen and
+picklable, so the cluster can hand it to worker processes as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from boltlink.errors import ConfigError
+
+ENV_PREFIX = "BOLTLINK_"
+CONFIG_FILE_NAME = "boltlink.toml"
+SECRET_KEYS = frozenset({"database_url", "redis_url"})
+
+Source = Literal["default", "file", "env", "flag"]
+
+
+class Config(BaseModel):
+    """Every setting boltlink reads. Field descriptions feed `config show` and the README."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: str = Field("boltlink-data", description="Directory for the SQLite database, spool and logs.")
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(5000, ge=0, le=65535, description="Port the API listens on (0 picks a free one).")
+    database_url: str | None = Field(
+        None, description="postgresql://… to use PostgreSQL; unset for the embedded SQLite store."
+    )
+    redis_url: str | None = Field(None, description="redis://… for distributed mode; unset for embedded.")
+    base_url: str | None = Field(
+        None, description="Public base of short links, e.g. https://s.example.com; unset: the request's host."
+    )
+    max_url_length: int = Field(4096, ge=16, description="Longest target URL accepted, in characters.")
+    max_body_size: int = Field(1_048_576, ge=1024, description="Largest request body in bytes; larger gets 413.")
+    blocked_domains: list[str] = Field(
+        default_factory=list, description="Target domains refused, with all their subdomains."
+    )
+    slug_length: int = Field(7, ge=4, le=64, description="Length of generated slugs.")
+    backlog: int = Field(2048, ge=1, description="Listen backlog of the API socket.")
+    kill_timeout: float = Field(
+        10.0, gt=0, description="Seconds in-flight requests get to finish at shutdown before a kill."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+
+    _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_path / "boltlink.sqlite3"
+
+    def source_of(self, key: str) -> Source:
+        return self._sources.get(key, "default")
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as a dict, with passwords in URLs replaced by ***."""
+        values = self.model_dump()
+        for key in SECRET_KEYS:
+            if values.get(key):
+                values[key] = mask_url_password(values[key])
+        return values
+
+
+def mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username or ''}:***"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+
+
+def load_config(
+    config_file: str | Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build the effective Config from every layer; raise ConfigError naming the bad key."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    path, explicit = _config_path(config_file, environ)
+    file_values = _read_toml(path, explicit) if path else {}
+    env_values = _read_env(environ)
+
+    if file_values:
+        _validate_layer(file_values, strict=True, where=str(path))
+    if env_values:
+        _validate_layer({**file_values, **env_values}, strict=False, where="environment", only=env_values)
+    merged = {**file_values, **env_values, **flags}
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, "command line")) from None
+    sources: dict[str, Source] = {}
+    for key in file_values:
+        sources[key] = "file"
+    for key in env_values:
+        sources[key] = "env"
+    for key in flags:
+        sources[key] = "flag"
+    config._sources.update(sources)
+    return config
+
+
+def _config_path(config_file: str | Path | None, environ: Mapping[str, str]) -> tuple[Path | None, bool]:
+    if config_file:
+        return Path(config_file), True
+    if environ.get(ENV_PREFIX + "CONFIG"):
+        return Path(environ[ENV_PREFIX + "CONFIG"]), True
+    default = Path(CONFIG_FILE_NAME)
+    return (default, False) if default.is_file() else (None, False)
+
+
+def _read_toml(path: Path, explicit: bool) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist") from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(Config.model_fields))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{unknown[0]}'")
+    return data
+
+
+def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, field in Config.model_fields.items():
+        raw = environ.get(ENV_PREFIX + key.upper())
+        if raw is None:
+            continue
+        if field.annotation == list[str]:
+            values[key] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif raw == "" and key in ("database_url", "redis_url", "base_url"):
+            values[key] = None  # an empty variable means "unset", as in most twelve-factor apps
+        else:
+            values[key] = raw
+    return values
+
+
+def _validate_layer(values: dict[str, Any], *, strict: bool, where: str, only: Mapping[str, Any] | None = None) -> None:
+    try:
+        Config.model_validate(values, strict=strict)
+    except ValidationError as exc:
+        if only is not None:
+            relevant = [e for e in exc.errors() if e["loc"] and e["loc"][0] in only]
+            if not relevant:
+                return
+        raise ConfigError(_describe(exc, where, env=only is not None)) from None
+
+
+def _describe(exc: ValidationError, where: str, env: bool = False) -> str:
+    error = exc.errors()[0]
+    key = str(error["loc"][0]) if error["loc"] else "?"
+    name = ENV_PREFIX + key.upper() if env else key
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key '{key}'"
+    return f"{where}: key '{name}': {message}"

@@ -1,0 +1,180 @@
+"""Every error boltlink raises on purpose, and how each one reaches a user.
+
+Each class maps once to an HTTP problem (RFC 9457) and a CLI exit code, so
+handlers and commands raise and never build error output themselves.
+
+    BoltlinkError                 500  exit 1
+    ├── ConfigError               500  exit 2   bad boltlink.toml, env or flag
+    ├── StoreError                500  exit 1
+    │   ├── StoreUnavailable      503  exit 3   database unreachable
+    │   └── MigrationError        500  exit 3   schema cannot be brought up to date
+    ├── InvalidInput              422  exit 2   carries the offending field(s)
+    ├── Unauthorized              401  exit 2   no or unknown API key
+    ├── Forbidden                 403  exit 2   key lacks the scope
+    ├── NotFound                  404  exit 4
+    │   └── LinkNotFound
+    ├── Conflict                  409  exit 5
+    │   └── SlugTaken
+    ├── Gone                      410  exit 4
+    │   ├── LinkExpired
+    │   └── ClickLimitReached
+    └── PayloadTooLarge           413  exit 2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PROBLEM_TYPE_PREFIX = "urn:boltlink:problem:"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One invalid input field: its name (dotted for nested values) and why."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class BoltlinkError(Exception):
+    """Base of every deliberate boltlink error."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    problem: str = "internal"
+    exit_code: int = 1
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.problem
+
+    def extensions(self) -> dict[str, Any]:
+        """Extra members of the problem document (RFC 9457 section 3.2)."""
+        return {}
+
+
+class ConfigError(BoltlinkError):
+    title = "Configuration Error"
+    problem = "config"
+    exit_code = 2
+
+
+class StoreError(BoltlinkError):
+    title = "Storage Error"
+    problem = "store"
+
+
+class StoreUnavailable(StoreError):
+    status = 503
+    title = "Service Unavailable"
+    problem = "store-unavailable"
+    exit_code = 3
+
+
+class MigrationError(StoreError):
+    title = "Migration Failed"
+    problem = "migration"
+    exit_code = 3
+
+
+class InvalidInput(BoltlinkError):
+    status = 422
+    title = "Invalid Input"
+    problem = "invalid-input"
+    exit_code = 2
+
+    def __init__(self, errors: list[FieldError] | FieldError, detail: str | None = None) -> None:
+        self.errors = [errors] if isinstance(errors, FieldError) else list(errors)
+        if detail is None:
+            detail = "; ".join(f"{e.field}: {e.message}" for e in self.errors)
+        super().__init__(detail)
+
+    @classmethod
+    def field(cls, field: str, message: str) -> InvalidInput:
+        return cls(FieldError(field, message))
+
+    def extensions(self) -> dict[str, Any]:
+        return {"errors": [e.as_dict() for e in self.errors]}
+
+
+class Unauthorized(BoltlinkError):
+    status = 401
+    title = "Unauthorized"
+    problem = "unauthorized"
+    exit_code = 2
+
+
+class Forbidden(BoltlinkError):
+    status = 403
+    title = "Forbidden"
+    problem = "forbidden"
+    exit_code = 2
+
+
+class NotFound(BoltlinkError):
+    status = 404
+    title = "Not Found"
+    problem = "not-found"
+    exit_code = 4
+
+
+class LinkNotFound(NotFound):
+    problem = "link-not-found"
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"No link with slug '{slug}'.")
+        self.slug = slug
+
+
+class Conflict(BoltlinkError):
+    status = 409
+    title = "Conflict"
+    problem = "conflict"
+    exit_code = 5
+
+
+class SlugTaken(Conflict):
+    problem = "slug-taken"
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"The slug '{slug}' is already taken.")
+        self.slug = slug
+
+    def extensions(self) -> dict[str, Any]:
+        return {"errors": [FieldError("slug", "already taken").as_dict()]}
+
+
+class Gone(BoltlinkError):
+    status = 410
+    title = "Gone"
+    problem = "gone"
+    exit_code = 4
+
+
+class LinkExpired(Gone):
+    problem = "link-expired"
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"The link '{slug}' has expired.")
+
+
+class ClickLimitReached(Gone):
+    problem = "click-limit-reached"
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"The link '{slug}' has reached its maximum number of clicks.")
+
+
+class PayloadTooLarge(BoltlinkError):
+    status = 413
+    title = "Content Too Large"
+    problem = "payload-too-large"
+    exit_code = 2
