@@ -21,7 +21,7 @@ from boltlink.errors import ConfigError
 
 ENV_PREFIX = "BOLTLINK_"
 CONFIG_FILE_NAME = "boltlink.toml"
-SECRET_KEYS = frozenset({"database_url", "redis_url"})
+SECRET_KEYS = frozenset({"database_url"})
 
 Source = Literal["default", "file", "env", "flag"]
 
@@ -31,13 +31,12 @@ class Config(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data_dir: str = Field("boltlink-data", description="Directory for the SQLite database, spool and logs.")
+    data_dir: str = Field("boltlink-data", description="Directory for local files: the embedded SQLite database.")
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(5000, ge=0, le=65535, description="Port the API listens on (0 picks a free one).")
     database_url: str | None = Field(
         None, description="postgresql://… to use PostgreSQL; unset for the embedded SQLite store."
     )
-    redis_url: str | None = Field(None, description="redis://… for distributed mode; unset for embedded.")
     base_url: str | None = Field(
         None, description="Public base of short links, e.g. https://s.example.com; unset: the request's host."
     )
@@ -77,13 +76,13 @@ class Config(BaseModel):
 
 def mask_url_password(url: str) -> str:
     parts = urlsplit(url)
-    if parts.password is None:
+    # Split the netloc by hand: parts.hostname drops an IPv6 host's brackets and
+    # parts.port raises on a multi-host DSN, and neither must break `config show`.
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    userinfo = f"{parts.username or ''}:***"
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    username = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostinfo}"))
 
 
 def load_config(
@@ -153,7 +152,7 @@ def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if field.annotation == list[str]:
             values[key] = [item.strip() for item in raw.split(",") if item.strip()]
-        elif raw == "" and key in ("database_url", "redis_url", "base_url"):
+        elif raw == "" and key in ("database_url", "base_url"):
             values[key] = None  # an empty variable means "unset", as in most twelve-factor apps
         else:
             values[key] = raw

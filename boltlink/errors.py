@@ -18,7 +18,8 @@ handlers and commands raise and never build error output themselves.
     ├── Gone                      410  exit 4
     │   ├── LinkExpired
     │   └── ClickLimitReached
-    └── PayloadTooLarge           413  exit 2
+    ├── PayloadTooLarge           413  exit 2
+    └── ListenError               500  exit 3   the port cannot be bound
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ class BoltlinkError(Exception):
     def extensions(self) -> dict[str, Any]:
         """Extra members of the problem document (RFC 9457 section 3.2)."""
         return {}
+
+    def problem_document(self) -> dict[str, Any]:
+        return {"type": self.problem_type, "title": self.title, "status": self.status,
+                "detail": self.detail, **self.extensions()}
 
 
 class ConfigError(BoltlinkError):
@@ -178,3 +183,9 @@ class PayloadTooLarge(BoltlinkError):
     title = "Content Too Large"
     problem = "payload-too-large"
     exit_code = 2
+
+
+class ListenError(BoltlinkError):
+    title = "Cannot Listen"
+    problem = "listen"
+    exit_code = 3

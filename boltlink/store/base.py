@@ -123,8 +123,11 @@ class LinkStore(abc.ABC):
     # lifecycle -----------------------------------------------------------
 
     @abc.abstractmethod
-    async def open(self) -> None:
-        """Connect and apply pending migrations. Raises StoreUnavailable, MigrationError."""
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect and (unless migrate=False) apply pending migrations.
+
+        Raises StoreUnavailable, MigrationError.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

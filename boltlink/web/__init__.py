@@ -1,0 +1,43 @@
+"""The HTTP API: create_app(config) builds the Quart app; nothing connects at import time."""
+
+from __future__ import annotations
+
+from quart import Quart
+from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, Info, QuartSchema
+
+from boltlink import __version__
+from boltlink.config import Config
+from boltlink.store import create_store
+from boltlink.store.base import LinkStore
+from boltlink.web import docs, health, links, redirect
+from boltlink.web.problems import register_error_handlers
+from boltlink.web.state import AppState
+
+
+def create_app(config: Config, store: LinkStore | None = None) -> Quart:
+    """The API app. Pass an opened store to own its lifetime; otherwise the app opens and closes one."""
+    app = Quart("boltlink")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_size
+    app.config["JSON_SORT_KEYS"] = False
+    QuartSchema(
+        app,
+        info=Info(title="boltlink", version=__version__,
+                  description="Shorten links, follow them, and manage them with an API key."),
+        swagger_ui_path=None,  # /docs is served by web/docs.py from bundled files
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        security_schemes={
+            "apiKey": APIKeySecurityScheme(in_="header", name="X-API-Key"),
+            "bearer": HttpSecurityScheme(scheme="bearer"),
+        },
+    )
+    state = AppState(config=config, store=store or create_store(config))
+    app.extensions["boltlink"] = state
+    if store is None:
+        app.before_serving(state.store.open)
+        app.after_serving(state.store.close)
+
+    register_error_handlers(app)
+    for module in (health, docs, links, redirect):
+        app.register_blueprint(module.blueprint)
+    return app

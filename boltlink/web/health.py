@@ -1,0 +1,35 @@
+"""/health (is the process alive?) and /ready (should it get traffic?)."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+from quart_schema import validate_response
+
+from boltlink import __version__
+from boltlink.errors import StoreUnavailable
+from boltlink.web.models import Health, Readiness
+from boltlink.web.state import app_state
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/health")
+@validate_response(Health)
+async def health() -> Health:
+    """Liveness: answers while the event loop runs; touches no dependency."""
+    return Health(status="ok", version=__version__)
+
+
+@blueprint.get("/ready")
+@validate_response(Readiness, 200)
+@validate_response(Readiness, 503)
+async def ready() -> tuple[Readiness, int]:
+    """Readiness: 503 while shutting down or when the store does not answer."""
+    state = app_state()
+    if state.draining:
+        return Readiness(status="draining", store="unknown"), 503
+    try:
+        await state.store.ping()
+    except StoreUnavailable as exc:
+        return Readiness(status="unavailable", store=exc.detail), 503
+    return Readiness(status="ready", store="ok"), 200

@@ -1,0 +1,1 @@
+"""Process entry points: what runs inside each worker process (api, and later aggregator, analytics)."""
