@@ -5,7 +5,9 @@ postgres.py (asyncpg) and memory.py (unit tests). Every driver exception is
 translated at this boundary into boltlink.errors (StoreUnavailable,
 SlugTaken, MigrationError...): nothing above store/ imports a driver.
 
-Slugs are case-sensitive everywhere. Times are timezone-aware UTC datetimes.
+Slugs are case-sensitive everywhere. Times are timezone-aware UTC datetimes,
+kept to the microsecond; a naive datetime given to a store is taken as UTC.
+An invalid database URL is a ConfigError; an unreachable server StoreUnavailable.
 """
 
 from __future__ import annotations
@@ -157,7 +159,11 @@ class LinkStore(abc.ABC):
 
     @abc.abstractmethod
     async def update_link(self, slug: str, changes: dict[str, object]) -> Link | None:
-        """Apply changes (keys from UPDATABLE_FIELDS) and return the new link, or None if absent."""
+        """Apply changes (keys from UPDATABLE_FIELDS) and return the new link, or None if absent.
+
+        Another key raises InvalidInput. No changes returns the link untouched
+        (updated_at is not bumped). Duplicate tags are dropped, first kept.
+        """
 
     @abc.abstractmethod
     async def delete_link(self, slug: str) -> bool:
@@ -169,8 +175,9 @@ class LinkStore(abc.ABC):
 
         True when the redirect may happen (no limit, or used < max_clicks, in
         which case max_clicks_used is incremented); False when the limit is
-        reached. One statement, never read-then-write, so every process at
-        once never lets more than max_clicks through.
+        reached or the slug does not exist. One statement, never
+        read-then-write, so every process at once never lets more than
+        max_clicks through.
         """
 
     # API keys ------------------------------------------------------------------
