@@ -58,7 +58,7 @@ def key_id_of(key: str) -> str | None:
     if not key.startswith(PREFIX) or len(key) < len(PREFIX) + ID_LENGTH + 2:
         return None
     key_id = key[len(PREFIX) : len(PREFIX) + ID_LENGTH]
-    if key[len(PREFIX) + ID_LENGTH] != "_":
+    if key[len(PREFIX) + ID_LENGTH] != "_" or not set(key_id) <= set(_ID_ALPHABET):
         return None
     return key_id
 

@@ -9,6 +9,7 @@ picklable, so the cluster can hand it to worker processes as it is.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -75,14 +76,19 @@ class Config(BaseModel):
 
 
 def mask_url_password(url: str) -> str:
+    """The URL with any password (in the user info or a ?password= parameter) replaced by ***."""
     parts = urlsplit(url)
     # Split the netloc by hand: parts.hostname drops an IPv6 host's brackets and
     # parts.port raises on a multi-host DSN, and neither must break `config show`.
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    username = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{username}:***@{hostinfo}"))
+    netloc = parts.netloc
+    userinfo, at, hostinfo = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
+    query = _PASSWORD_PARAM.sub(r"\1password=***", parts.query)  # asyncpg also reads ?password=
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_PASSWORD_PARAM = re.compile(r"(^|&)password=[^&]*", re.IGNORECASE)
 
 
 def load_config(

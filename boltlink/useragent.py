@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+# "(?<!cu)": CUBOT is a phone maker whose handsets say so in their User-Agent.
 _BOT_RE = re.compile(
-    r"bot\b|bot/|crawl|spider|slurp|scrap|fetch|preview|monitor|archiver|"
+    r"(?<!cu)bot\b|bot/|crawl|spider|slurp|scrap|fetch|preview|monitor|archiver|"
     r"facebookexternalhit|facebookcatalog|meta-externalagent|embedly|quora link|"
     # LinkedIn, Pinterest and Telegram name themselves in their in-app browsers too: match only their fetchers.
     r"whatsapp|telegrambot|discord|skypeuripreview|linkedinbot|pinterestbot|pinterest/0\.|vkshare|redditbot|"

@@ -69,7 +69,12 @@ class OwnHost:
             port = None
         if port == _DEFAULT_PORTS.get(parts.scheme or "http"):
             port = None
-        return cls(parts.hostname.lower().rstrip("."), port)
+        # The same spelling check_url compares against: IDNA for names, canonical for IP literals.
+        try:
+            host = _normalise_host(parts.hostname, "base_url")
+        except InvalidInput:
+            host = parts.hostname.lower().rstrip(".")
+        return cls(host, port)
 
     def matches(self, host: str, port: int) -> bool:
         return host == self.host and (self.port is None or self.port == port)
@@ -111,7 +116,10 @@ def check_url(
         raise InvalidInput.field(field, "must not contain spaces or control characters")
     if "\\" in url:
         raise InvalidInput.field(field, "must not contain backslashes")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced "[" in the host
+        raise InvalidInput.field(field, "has an invalid host name") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise InvalidInput.field(field, "must be an http or https URL")
@@ -128,7 +136,11 @@ def check_url(
         raise InvalidInput.field(field, "must not point at this link shortener")
     for domain in blocked_domains:
         domain = domain.lower().strip(".")
-        if domain and (host == domain or host.endswith("." + domain)):
+        try:  # hosts are compared in IDNA form, so a domain configured as "bücher.de" must be too
+            ascii_domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_domain = domain
+        if domain and (host == ascii_domain or host.endswith("." + ascii_domain)):
             raise InvalidInput.field(field, f"the domain {domain} is blocked")
     return url
 
@@ -136,8 +148,7 @@ def check_url(
 def _normalise_host(hostname: str, field: str) -> str:
     host = hostname.lower().rstrip(".")
     try:
-        ipaddress.ip_address(host)
-        return host
+        return str(ipaddress.ip_address(host))
     except ValueError:
         pass
     try:

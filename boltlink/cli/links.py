@@ -52,7 +52,7 @@ def create(cli: CliContext, url: str, slug: str | None, title: str | None, tags:
     draft = shortener.LinkDraft(url=url, slug=slug, title=title, tags=tags, expires_at=expires_at,
                                 max_clicks=max_clicks, redirect_status=int(redirect_status),
                                 forward_query=forward_query)
-    rules = shortener.LinkRules.for_config(config, f"{config.host}:{config.port}")
+    rules = shortener.LinkRules.for_config(config, listen_url(config))
     link = run_with_store(config, lambda store: shortener.create_link(store, draft, rules))
     if as_json:
         out_json(_link_dict(link, config))
@@ -99,8 +99,16 @@ def delete(cli: CliContext, slug: str) -> None:
 
 
 def short_url(link: Link, config: Config) -> str:
-    base = config.base_url or f"http://{config.host}:{config.port}"
+    base = config.base_url or listen_url(config)
     return f"{base.rstrip('/')}/{link.slug}"
+
+
+def listen_url(config: Config) -> str:
+    """Where `serve` answers with this config; an IPv6 address needs its brackets in a URL."""
+    # A wildcard address is where the server listens, not an address to visit.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.host, config.host)
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{config.port}"
 
 
 def _shorten(text: str, width: int) -> str:
