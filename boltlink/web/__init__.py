@@ -18,7 +18,6 @@ def create_app(config: Config, store: LinkStore | None = None) -> Quart:
     """The API app. Pass an opened store to own its lifetime; otherwise the app opens and closes one."""
     app = Quart("boltlink")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_size
-    app.config["JSON_SORT_KEYS"] = False
     QuartSchema(
         app,
         info=Info(title="boltlink", version=__version__,
@@ -31,6 +30,7 @@ def create_app(config: Config, store: LinkStore | None = None) -> Quart:
             "bearer": HttpSecurityScheme(scheme="bearer"),
         },
     )
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in the order the models declare them
     state = AppState(config=config, store=store or create_store(config))
     app.extensions["boltlink"] = state
     if store is None:

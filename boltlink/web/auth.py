@@ -7,9 +7,11 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from quart import g, request
+from quart_schema import document_response
 
 from boltlink import apikeys
 from boltlink.errors import Forbidden, Unauthorized
+from boltlink.web.models import Problem
 from boltlink.web.state import app_state
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -41,12 +43,15 @@ async def authenticate(scope: str) -> None:
 
 
 def require_scope(scope: str) -> Callable[[F], F]:
+    """Check the key before anything else runs (even body validation), and document 401/403."""
+
     def decorator(handler: F) -> F:
         @wraps(handler)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             await authenticate(scope)
             return await handler(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        documented = document_response(Problem, 401)(wrapper)
+        return document_response(Problem, 403)(documented)  # type: ignore[return-value]
 
     return decorator

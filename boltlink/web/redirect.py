@@ -5,20 +5,27 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from quart import Blueprint, Response, request
-from quart_schema import hide
+from quart_schema import document_response, tag
 
 from boltlink.errors import ClickLimitReached, LinkExpired, LinkNotFound
 from boltlink.store.base import Link
 from boltlink.useragent import is_bot
 from boltlink.validation import SLUG_RE
+from boltlink.web.models import Problem
 from boltlink.web.state import app_state
 
 blueprint = Blueprint("redirect", __name__)
 
 
 @blueprint.get("/<slug>")
-@hide
+@tag(["redirect"])
+@document_response(Problem, 404)
+@document_response(Problem, 410)
 async def follow(slug: str) -> Response:
+    """Follow a short link: its redirect status and Location (HEAD too).
+
+    410 once expired or out of clicks. Browsers get an HTML error page, other clients problem JSON.
+    """
     if not SLUG_RE.fullmatch(slug):
         raise LinkNotFound(slug)
     store = app_state().store

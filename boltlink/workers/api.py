@@ -68,7 +68,7 @@ async def serve_api(
     hypercorn_config.accesslog = None
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     host, port = sock.getsockname()[:2]
-    log.info("listening on http://%s:%s (%s store)", host if ":" not in host else f"[{host}]", port,
+    log.info("listening on http://%s:%s (store: %s)", host if ":" not in host else f"[{host}]", port,
              "PostgreSQL" if config.database_url else f"SQLite at {config.sqlite_path}")
     if on_ready is not None:
         on_ready()
