@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import os
 import platform
 import shutil
@@ -121,6 +122,8 @@ def stage(python: Path) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
 
+    write_build_info(sorted(f for f in files if "__pycache__" not in f.parts))
+
     # bin/ holds console scripts whose shebang is this build venv's absolute
     # path; the pyz starts through its own entry point and never uses them.
     doomed = [SITE / "bin", *SITE.rglob("__pycache__"), *SITE.rglob("direct_url.json")]
@@ -139,6 +142,16 @@ def stage(python: Path) -> None:
     for path in SITE.rglob("*"):
         if path.is_file():
             path.chmod(0o755 if path.stat().st_mode & 0o111 else 0o644)
+
+
+def write_build_info(sources: list[Path]) -> None:
+    """boltlink/_build_info.py: an id of this build's code, shown by `status` to tell builds apart."""
+    digest = hashlib.sha256(LOCK.read_bytes())
+    for src in sources:
+        digest.update(str(src.relative_to(ROOT)).encode() + b"\0" + src.read_bytes())
+    (SITE / "boltlink" / "_build_info.py").write_text(
+        '"""Written by build.py: the id of this build."""\n\n' f'BUILD_ID = "{digest.hexdigest()[:12]}"\n'
+    )
 
 
 def source_date_epoch() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, ValidationError
 
 from boltlink.errors import ConfigError
 
@@ -53,11 +53,48 @@ class Config(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
 
+    # The cluster (start-cluster): see boltlink/cluster/.
+    instances: int | Literal["max"] = Field(
+        "max", description="API worker processes: a number, or max = the CPUs this process may use."
+    )
+    listen_timeout: float = Field(15.0, gt=0, description="Seconds a new worker has to report ready.")
+    drain_delay: float = Field(
+        0.5, ge=0, description="Seconds a stopping API worker keeps answering (Connection: close) before it "
+        "stops accepting, so keep-alive clients move over without errors.",
+    )
+    min_uptime: float = Field(1.0, ge=0, description="A worker that dies sooner than this has crashed at start.")
+    max_restarts: int = Field(
+        16, ge=1, description="Crashes within min_uptime in a row before a worker is marked errored."
+    )
+    worker_timeout: float = Field(30.0, gt=0, description="Seconds without a heartbeat before a worker is replaced.")
+    max_memory_restart: ByteSize = Field(
+        ByteSize(500_000_000), description="RSS above which a worker is replaced gracefully (e.g. 500MB, 1GiB)."
+    )
+    max_requests: int = Field(0, ge=0, description="Recycle an API worker after this many requests (0: never).")
+    max_requests_jitter: int = Field(
+        0, ge=0, description="Random extra requests (0..N) so workers don't recycle together."
+    )
+    reload_parallelism: int = Field(1, ge=1, description="API workers replaced at once by reload.")
+    log_max_size: ByteSize = Field(ByteSize(10_000_000), description="Size at which a process log file is rotated.")
+    log_max_files: int = Field(5, ge=1, description="Rotated files kept per process.")
+    test_hooks: bool = Field(
+        False, description="Test-only endpoints (/__test__/...) to hang, leak or slow a worker. Never in production."
+    )
+
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
+
+    @property
+    def run_path(self) -> Path:
+        """Pidfile and control socket of the cluster master."""
+        return self.data_path / "run"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_path / "logs"
 
     @property
     def sqlite_path(self) -> Path:

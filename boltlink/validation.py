@@ -39,6 +39,7 @@ RESERVED_SLUGS = frozenset(
         "logout",
         "admin",
         "assets",
+        "__test__",
     }
 )
 

@@ -40,4 +40,8 @@ def create_app(config: Config, store: LinkStore | None = None) -> Quart:
     register_error_handlers(app)
     for module in (health, docs, links, redirect):
         app.register_blueprint(module.blueprint)
+    if config.test_hooks:
+        from boltlink.web import testhooks
+
+        app.register_blueprint(testhooks.blueprint)
     return app

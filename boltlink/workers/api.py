@@ -1,31 +1,50 @@
-"""The API worker: the Quart app under hypercorn, until SIGTERM or SIGINT asks it to drain."""
+"""The API worker: the Quart app under hypercorn, until SIGTERM or SIGINT asks it to drain.
+
+Standalone (`boltlink serve`) it binds its own socket. Under the cluster it
+serves the socket the master bound (listen_fd) and reports to the master over
+channel_fd: ready once serving, then a heartbeat with its counters each second.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
 import signal
 import socket
-from collections.abc import Callable
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 from hypercorn.utils import wrap_app
 
+from boltlink import __version__, build_id
 from boltlink.config import Config
 from boltlink.errors import ListenError
 from boltlink.store import create_store
 from boltlink.web import create_app
+from boltlink.web.state import AppState
+from boltlink.web.telemetry import RequestCounters, TelemetryMiddleware
 from boltlink.workers.bootstrap import configure_logging, run_async
+from boltlink.workers.channel import MasterChannel
 
 log = logging.getLogger("boltlink.api")
 
+HEARTBEAT_SECONDS = 1.0
 
-def run_api(config: Config, *, process_name: str = "api") -> None:
-    """Serve the API on config.host:config.port in this process until told to stop."""
+
+def run_api(config: Config, *, process_name: str = "api", listen_fd: int | None = None,
+            channel_fd: int | None = None) -> None:
+    """Serve the API in this process until told to stop."""
     configure_logging(config, process_name)
-    run_async(serve_api(config, bind_socket(config.host, config.port, config.backlog)))
+    if listen_fd is None:
+        sock = bind_socket(config.host, config.port, config.backlog)
+    else:
+        sock = socket.socket(fileno=listen_fd)
+        sock.setblocking(False)
+    channel = MasterChannel(channel_fd) if channel_fd is not None else None
+    run_async(serve_api(config, sock, channel))
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -42,25 +61,37 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-async def serve_api(
-    config: Config, sock: socket.socket, *, on_ready: Callable[[], None] | None = None
-) -> None:
+async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel | None = None) -> None:
     """Open the store (a boot failure surfaces here, before any request), then serve sock."""
     store = create_store(config)
     await store.open()
     app = create_app(config, store)
-    state = app.extensions["boltlink"]
+    state: AppState = app.extensions["boltlink"]
+    counters = RequestCounters()
+    app.asgi_app = TelemetryMiddleware(app.asgi_app, counters, state)  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
-    def begin_shutdown() -> None:
-        # /ready fails from now on; hypercorn stops accepting and gives
-        # in-flight requests kill_timeout seconds to finish.
-        state.draining = True
-        stop.set()
+    def begin_shutdown(delay: float = config.drain_delay) -> None:
+        # /ready fails and responses say Connection: close from now on; after
+        # drain_delay hypercorn stops accepting and gives in-flight requests
+        # kill_timeout seconds to finish.
+        if not state.draining:
+            state.draining = True
+            log.info("draining")
+            loop.call_later(delay, stop.set)
 
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # Under the cluster only the master's SIGTERM counts: Ctrl-C goes to the master.
+    for signum in (signal.SIGTERM,) if channel else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, begin_shutdown)
+
+    if channel is not None:
+        await channel.open(on_master_lost=lambda: begin_shutdown(0.0))
+
+        @app.before_serving
+        async def announce_ready() -> None:
+            channel.send({"type": "ready", "pid": os.getpid(), "version": __version__, "build": build_id()})
+            loop.create_task(heartbeat(channel, counters, config))
 
     hypercorn_config = HypercornConfig()
     hypercorn_config.backlog = config.backlog  # hypercorn re-listens with its own default of 100 otherwise
@@ -70,8 +101,6 @@ async def serve_api(
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%s (store: %s)", host if ":" not in host else f"[{host}]", port,
              "PostgreSQL" if config.database_url else f"SQLite at {config.sqlite_path}")
-    if on_ready is not None:
-        on_ready()
     try:
         await worker_serve(
             wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),
@@ -82,3 +111,15 @@ async def serve_api(
     finally:
         await store.close()
         log.info("stopped")
+
+
+async def heartbeat(channel: MasterChannel, counters: RequestCounters, config: Config) -> None:
+    """Tell the master we live, with our counters; ask to be recycled past max_requests."""
+    limit = config.max_requests + random.randint(0, config.max_requests_jitter) if config.max_requests else 0
+    asked = False
+    while True:
+        channel.send({"type": "heartbeat", **counters.snapshot()})
+        if limit and not asked and counters.total >= limit:
+            channel.send({"type": "recycle", "reason": f"served {counters.total} requests (max_requests)"})
+            asked = True
+        await asyncio.sleep(HEARTBEAT_SECONDS)

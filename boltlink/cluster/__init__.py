@@ -1,0 +1,11 @@
+"""The cluster manager: a master that runs boltlink's processes, PM2-style.
+
+    supervisor.py   the master's loop: spawn, watch, respawn, reload, scale, stop
+    process.py      one worker process as the master sees it
+    roles.py        which processes a cluster runs (api x N, ...)
+    control.py      the Unix control socket: server in the master, client for the CLI
+    runfiles.py     pidfile lock and socket path in DATA_DIR/run
+    daemon.py       start-cluster without --foreground: detach, wait until ready
+    cpus.py         how many CPUs this process may really use
+    logs.py         per-process log files with rotation
+"""

@@ -1,0 +1,106 @@
+"""The master process: take the run lock, bind the port once, supervise, clean up.
+
+`start-cluster --foreground` runs this in the calling process (containers,
+systemd); plain `start-cluster` runs it in a detached child (daemon.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+from boltlink.cluster.control import ControlServer
+from boltlink.cluster.cpus import describe_cpus, usable_cpus
+from boltlink.cluster.logs import ProcessLogs
+from boltlink.cluster.runfiles import RunFiles
+from boltlink.cluster.supervisor import ClusterError, Supervisor
+from boltlink.config import Config
+from boltlink.errors import ListenError
+from boltlink.workers.bootstrap import LOG_FORMAT, run_async
+
+log = logging.getLogger("boltlink.master")
+
+
+def api_instances(config: Config) -> int:
+    return usable_cpus() if config.instances == "max" else config.instances
+
+
+def bind_listener(config: Config) -> socket.socket:
+    """The one listening socket every API worker shares; the master itself never accepts on it."""
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((config.host, config.port))
+        sock.listen(config.backlog)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class _LogFileHandler(logging.Handler):
+    """The master's own records go to logs/master.log, rotated like every process log."""
+
+    def __init__(self, logs: ProcessLogs) -> None:
+        super().__init__()
+        self.logs = logs
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.logs.write("master", self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def run_master(config: Config, *, echo: bool) -> None:
+    """Run the cluster until stopped. Raises AlreadyRunning, ListenError, ClusterError (start failed)."""
+    run_files = RunFiles(config.run_path)
+    run_files.acquire()
+    logs = ProcessLogs(config.log_path, max_bytes=config.log_max_size, backups=config.log_max_files)
+    try:
+        _configure_logging(config, logs, echo)
+        sock = bind_listener(config)
+        instances = api_instances(config)
+        log.info("starting %d API workers (%s), data dir %s", instances,
+                 describe_cpus() if config.instances == "max" else "-i", config.data_path)
+
+        def on_line(name: str, line: str) -> None:
+            logs.write(name, line)
+            if echo:
+                print(f"{name} | {line}", flush=True)
+
+        supervisor = Supervisor(config, sock, instances, on_line)
+        run_async(_serve(supervisor, run_files))
+    except ClusterError as exc:
+        log.error("cluster could not start: %s", exc.detail)
+        raise
+    finally:
+        log.info("master stopped")
+        run_files.release()
+        logs.close()
+
+
+async def _serve(supervisor: Supervisor, run_files: RunFiles) -> None:
+    control = ControlServer(run_files, supervisor.dispatch)
+    await control.start()
+    try:
+        await supervisor.run()
+    finally:
+        await control.close()
+
+
+def _configure_logging(config: Config, logs: ProcessLogs, echo: bool) -> None:
+    line_format = LOG_FORMAT.replace("%(processName)s", "master")
+    to_file = _LogFileHandler(logs)
+    to_file.setFormatter(logging.Formatter(line_format, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    handlers: list[logging.Handler] = [to_file]
+    if echo:  # prefixed like the workers' lines on stdout
+        to_stdout = logging.StreamHandler(sys.stdout)
+        to_stdout.setFormatter(logging.Formatter("master | " + line_format, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+        handlers.append(to_stdout)
+    logging.basicConfig(level=config.log_level.upper(), handlers=handlers, force=True)
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.setLevel(logging.WARNING)

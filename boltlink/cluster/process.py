@@ -1,0 +1,214 @@
+"""One worker process as the master sees it: how it is started, what it said, how it ended.
+
+A worker is a fresh interpreter running boltlink from disk again (the pyz
+file, or the package), never a fork of the master: so `reload` after copying
+a new build over the pyz starts the new code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from boltlink.workers.channel import BOOT_FAILURE_EXIT, decode, encode
+
+log = logging.getLogger("boltlink.master")
+
+TAIL_LINES = 20
+
+
+def boltlink_command() -> list[str]:
+    """How to run boltlink again: the pyz on disk when we came from one, else the package."""
+    argv0 = sys.argv[0]
+    if argv0 and os.path.isfile(argv0) and zipfile.is_zipfile(argv0):
+        return [sys.executable, os.path.abspath(argv0)]
+    return [sys.executable, "-m", "boltlink"]
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    if code == BOOT_FAILURE_EXIT:
+        return "could not boot (exit 3)"
+    return f"exit {code}"
+
+
+class WorkerProcess:
+    """Spawned by spawn(); the master reads its output and messages until it exits."""
+
+    def __init__(self, name: str, role: str) -> None:
+        self.name = name
+        self.role = role
+        self.status = "starting"  # starting, online, stopping, stopped
+        self.pid = 0
+        self.started_at = time.monotonic()
+        self.started_wall = time.time()
+        self.last_heartbeat = self.started_at
+        self.version = "?"
+        self.build = "?"
+        self.counters: dict[str, Any] = {}
+        self.requests_per_second = 0.0
+        self.cpu_percent = 0.0
+        self.rss = 0
+        self.stop_reason: str | None = None  # set when the master stops it on purpose
+        self.failure: str | None = None  # why the master killed it, when it did
+        self.ready = asyncio.Event()
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.recycle_requested: str | None = None
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._psutil: psutil.Process | None = None
+        self._channel: asyncio.StreamWriter | None = None
+        self._last_sample: tuple[float, int] | None = None
+
+    async def spawn(self, command: list[str], hello: dict[str, Any], listen_sock: socket.socket | None,
+                    on_line: Callable[[str, str], None], on_message: Callable[[WorkerProcess, dict], None],
+                    on_exit: Callable[[WorkerProcess, int], None]) -> None:
+        master_end, worker_end = socket.socketpair()
+        fds = [worker_end.fileno()]
+        args = [*command, "worker", self.role, "--name", self.name, "--channel-fd", str(worker_end.fileno())]
+        if listen_sock is not None:
+            fds.append(listen_sock.fileno())
+            args += ["--listen-fd", str(listen_sock.fileno())]
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *args, pass_fds=fds, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )
+        finally:
+            worker_end.close()  # the child has its copy; ours would hide the master's EOF from it
+        self.pid = self._proc.pid
+        try:
+            self._psutil = psutil.Process(self.pid)
+            self._psutil.cpu_percent(None)  # the first call always says 0.0: prime it
+        except psutil.Error:
+            self._psutil = None
+        reader, self._channel = await asyncio.open_unix_connection(sock=master_end)
+        self._channel.write(encode({**hello, "master_pid": os.getpid()}))
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._read_output(on_line))
+        loop.create_task(self._read_messages(reader, on_message))
+        loop.create_task(self._wait(on_exit))
+
+    async def _read_output(self, on_line: Callable[[str, str], None]) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        while True:
+            try:
+                raw = await self._proc.stdout.readline()
+            except ValueError:  # a line over the stream limit: take what is buffered
+                raw = await self._proc.stdout.read(65536)
+            if not raw:
+                return
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.tail.append(line)
+            on_line(self.name, line)
+
+    async def _read_messages(self, reader: asyncio.StreamReader,
+                             on_message: Callable[[WorkerProcess, dict], None]) -> None:
+        while line := await reader.readline():
+            message = decode(line)
+            if message is None:
+                continue
+            kind = message["type"]
+            if kind == "ready":
+                self.version = str(message.get("version", "?"))
+                self.build = str(message.get("build", "?"))
+                self.last_heartbeat = time.monotonic()
+                if self.status == "starting":
+                    self.status = "online"
+                self.ready.set()
+            elif kind == "heartbeat":
+                self._take_heartbeat(message)
+            on_message(self, message)
+
+    def _take_heartbeat(self, message: dict[str, Any]) -> None:
+        now = time.monotonic()
+        self.last_heartbeat = now
+        self.counters = message
+        requests = int(message.get("requests", 0))
+        if self._last_sample is not None:
+            then, before = self._last_sample
+            if now > then:
+                self.requests_per_second = max(0.0, (requests - before) / (now - then))
+        self._last_sample = (now, requests)
+
+    async def _wait(self, on_exit: Callable[[WorkerProcess, int], None]) -> None:
+        assert self._proc is not None
+        code = await self._proc.wait()
+        if self._channel is not None:
+            self._channel.close()
+        self.status = "stopped"
+        self.ready.set()  # wake anyone waiting for ready: they check exited
+        if not self.exited.done():
+            self.exited.set_result(code)
+        on_exit(self, code)
+
+    # -- control -------------------------------------------------------------
+
+    def signal(self, signum: int) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(signum)
+
+    def stop(self, reason: str) -> None:
+        """Ask it to drain and exit (SIGTERM); the master escalates to SIGKILL after kill_timeout."""
+        self.stop_reason = reason
+        if self.status != "stopped":
+            self.status = "stopping"
+        self.signal(signal.SIGTERM)
+
+    async def wait_stopped(self, timeout: float) -> int:
+        """Wait for the exit; SIGKILL when it takes longer than timeout."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.exited), timeout)
+        except TimeoutError:
+            log.warning("%s (pid %d) did not stop within %.0f s: killing it", self.name, self.pid, timeout)
+            self.signal(signal.SIGKILL)
+            return await self.exited
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """True once it reported ready; False when it exited or timed out first."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        except TimeoutError:
+            return False
+        return self.status == "online" and not self.exited.done()
+
+    # -- what status shows -----------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.done()
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def sample(self) -> None:
+        """Refresh cpu_percent (since the last sample) and rss (shared pages count in each process)."""
+        if self._psutil is None or not self.alive:
+            self.cpu_percent, self.rss = 0.0, 0
+            return
+        try:
+            with self._psutil.oneshot():
+                self.cpu_percent = self._psutil.cpu_percent(None)
+                self.rss = self._psutil.memory_info().rss
+        except psutil.Error:
+            self.cpu_percent, self.rss = 0.0, 0
+
+    def last_lines(self, count: int = 8) -> list[str]:
+        return list(self.tail)[-count:]
