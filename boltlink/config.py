@@ -32,7 +32,7 @@ class Config(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data_dir: str = Field("boltlink-data", description="Directory for local files: the embedded SQLite database.")
+    data_dir: str = Field("boltlink-data", description="Directory for local files: the SQLite database, logs/ and the cluster's run/.")
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(5000, ge=0, le=65535, description="Port the API listens on (0 picks a free one).")
     database_url: str | None = Field(
