@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from boltlink.errors import ConfigError
 
 ENV_PREFIX = "BOLTLINK_"
 CONFIG_FILE_NAME = "boltlink.toml"
-SECRET_KEYS = frozenset({"database_url"})
+SECRET_KEYS = frozenset({"database_url", "redis_url"})
 
 Source = Literal["default", "file", "env", "flag"]
 
@@ -32,7 +32,9 @@ class Config(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    data_dir: str = Field("boltlink-data", description="Directory for local files: the SQLite database, logs/ and the cluster's run/.")
+    data_dir: str = Field(
+        "boltlink-data", description="Directory for local files: the SQLite database, spool/, logs/ and run/."
+    )
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(5000, ge=0, le=65535, description="Port the API listens on (0 picks a free one).")
     database_url: str | None = Field(
@@ -53,7 +55,30 @@ class Config(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
 
-    # The cluster (start-cluster): see boltlink/cluster/.
+    # Clicks: see boltlink/events/ and boltlink/workers/aggregator.py.
+    redis_url: str | None = Field(
+        None, description="redis://… to queue click events in a Redis Stream (distributed mode); unset: local spool."
+    )
+    do_not_track: bool = Field(False, description="Record no click events at all (links may also opt out one by one).")
+    ip_anonymization: Literal["anonymize", "full", "drop"] = Field(
+        "anonymize", description="Visitor IPs: anonymize (IPv4 /24, IPv6 /48), full, or drop."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses or networks (CIDR) whose X-Forwarded-For names the client.",
+    )
+    trusted_country_header: str | None = Field(
+        None, description="Header a trusted proxy sets to the visitor's country, e.g. CF-IPCountry."
+    )
+    visit_retention_days: int = Field(90, ge=1, description="Days raw visits are kept; counters are kept for good.")
+    hourly_retention_days: int = Field(
+        35, ge=2, description="Days hourly counters are kept (daily ones are kept for good)."
+    )
+    aggregator_batch_size: int = Field(2000, ge=1, le=50_000, description="Most click events per aggregator commit.")
+    spool_file_size: ByteSize = Field(
+        ByteSize(16_000_000), description="Size at which an API worker starts a new spool file."
+    )
+
     instances: int | Literal["max"] = Field(
         "max", description="API worker processes: a number, or max = the CPUs this process may use."
     )
@@ -83,6 +108,18 @@ class Config(BaseModel):
 
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"'{entry}' is not an IP address or network") from None
+        return value
+
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir)
@@ -91,6 +128,11 @@ class Config(BaseModel):
     def run_path(self) -> Path:
         """Pidfile and control socket of the cluster master."""
         return self.data_path / "run"
+
+    @property
+    def spool_path(self) -> Path:
+        """Click events waiting for the aggregator (embedded mode), or for Redis to come back."""
+        return self.data_path / "spool"
 
     @property
     def log_path(self) -> Path:
@@ -195,7 +237,7 @@ def _read_env(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if field.annotation == list[str]:
             values[key] = [item.strip() for item in raw.split(",") if item.strip()]
-        elif raw == "" and key in ("database_url", "base_url"):
+        elif raw == "" and key in ("database_url", "redis_url", "base_url", "trusted_country_header"):
             values[key] = None  # an empty variable means "unset", as in most twelve-factor apps
         else:
             values[key] = raw

@@ -7,15 +7,17 @@ from quart_schema import APIKeySecurityScheme, HttpSecurityScheme, Info, QuartSc
 
 from boltlink import __version__
 from boltlink.config import Config
+from boltlink.events import create_sink
+from boltlink.events.base import EventSink
 from boltlink.store import create_store
 from boltlink.store.base import LinkStore
-from boltlink.web import docs, health, links, redirect
+from boltlink.web import docs, health, links, redirect, stats
 from boltlink.web.problems import register_error_handlers
 from boltlink.web.state import AppState
 
 
-def create_app(config: Config, store: LinkStore | None = None) -> Quart:
-    """The API app. Pass an opened store to own its lifetime; otherwise the app opens and closes one."""
+def create_app(config: Config, store: LinkStore | None = None, sink: EventSink | None = None) -> Quart:
+    """The API app. Pass an opened store and sink to own their lifetime; otherwise the app opens and closes them."""
     app = Quart("boltlink")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_size
     QuartSchema(
@@ -31,14 +33,17 @@ def create_app(config: Config, store: LinkStore | None = None) -> Quart:
         },
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in the order the models declare them
-    state = AppState(config=config, store=store or create_store(config))
+    state = AppState(config=config, store=store or create_store(config), sink=sink or create_sink(config, "api"))
     app.extensions["boltlink"] = state
     if store is None:
         app.before_serving(state.store.open)
         app.after_serving(state.store.close)
+    if sink is None:
+        app.before_serving(state.sink.open)
+        app.after_serving(state.sink.close)
 
     register_error_handlers(app)
-    for module in (health, docs, links, redirect):
+    for module in (health, docs, links, stats, redirect):
         app.register_blueprint(module.blueprint)
     if config.test_hooks:
         from boltlink.web import testhooks

@@ -24,12 +24,20 @@ async def health() -> Health:
 @validate_response(Readiness, 200)
 @validate_response(Readiness, 503)
 async def ready() -> tuple[Readiness, int]:
-    """Readiness: 503 while shutting down or when the store does not answer."""
+    """Readiness: 503 while shutting down, when the store does not answer, or when clicks are being lost.
+
+    With Redis down the answer stays 200 ("degraded"): redirects work and
+    clicks are spooled locally, and taking every pod out of service would
+    turn a Redis outage into a full one.
+    """
     state = app_state()
+    events, events_detail = state.sink.health()
     if state.draining:
-        return Readiness(status="draining", store="unknown"), 503
+        return Readiness(status="draining", store="unknown", events=events_detail), 503
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
-        return Readiness(status="unavailable", store=exc.detail), 503
-    return Readiness(status="ready", store="ok"), 200
+        return Readiness(status="unavailable", store=exc.detail, events=events_detail), 503
+    if events == "failing":
+        return Readiness(status="unavailable", store="ok", events=events_detail), 503
+    return Readiness(status="degraded" if events == "degraded" else "ready", store="ok", events=events_detail), 200

@@ -141,5 +141,6 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    status: str
+    status: Literal["ready", "degraded", "draining", "unavailable"]
     store: str
+    events: str

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timezone
 
 from quart import Blueprint, Response, request
 from quart_schema import document_response, tag
 
 from boltlink.errors import ClickLimitReached, LinkExpired, LinkNotFound
+from boltlink.events.spool import EventQueueError
 from boltlink.store.base import Link
 from boltlink.useragent import is_bot
 from boltlink.validation import SLUG_RE
+from boltlink.web.clicks import click_event
 from boltlink.web.models import Problem
 from boltlink.web.state import app_state
+
+log = logging.getLogger("boltlink.web")
 
 blueprint = Blueprint("redirect", __name__)
 
@@ -28,19 +33,27 @@ async def follow(slug: str) -> Response:
     """
     if not SLUG_RE.fullmatch(slug):
         raise LinkNotFound(slug)
-    store = app_state().store
+    state = app_state()
+    store = state.store
     link = await store.get_link(slug)
     if link is None:
         raise LinkNotFound(slug)
     if link.is_expired(datetime.now(timezone.utc)):
         raise LinkExpired(slug)
+    counts = request.method == "GET"  # HEAD is a look, not a click (link previews send it)
     if link.max_clicks is not None:
         # Only a person's GET spends the allowance; HEAD and bots may look without using it up.
-        if request.method == "GET" and not is_bot(request.headers.get("User-Agent")):
+        if counts and not is_bot(request.headers.get("User-Agent")):
             if not await store.consume_click(slug):
                 raise ClickLimitReached(slug)
         elif link.is_exhausted():
             raise ClickLimitReached(slug)
+    if counts and not (link.do_not_track or state.config.do_not_track):
+        try:
+            # Awaited before the response exists: once the visitor is redirected, the click is safe.
+            await state.sink.emit(click_event(request, link, state.config, state.trusted))
+        except EventQueueError as exc:  # a full disk must not break redirects; /ready reports it
+            log.error("%s", exc.detail)
     return Response(
         "",
         status=link.redirect_status,

@@ -22,6 +22,7 @@ from hypercorn.utils import wrap_app
 from boltlink import __version__, build_id
 from boltlink.config import Config
 from boltlink.errors import ListenError
+from boltlink.events import create_sink
 from boltlink.store import create_store
 from boltlink.web import create_app
 from boltlink.web.state import AppState
@@ -44,7 +45,7 @@ def run_api(config: Config, *, process_name: str = "api", listen_fd: int | None 
         sock = socket.socket(fileno=listen_fd)
         sock.setblocking(False)
     channel = MasterChannel(channel_fd) if channel_fd is not None else None
-    run_async(serve_api(config, sock, channel))
+    run_async(serve_api(config, sock, channel, process_name=process_name))
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -61,11 +62,14 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel | None = None) -> None:
-    """Open the store (a boot failure surfaces here, before any request), then serve sock."""
+async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel | None = None, *,
+                    process_name: str = "api") -> None:
+    """Open the store and event sink (a boot failure surfaces here, before any request), then serve sock."""
     store = create_store(config)
     await store.open()
-    app = create_app(config, store)
+    sink = create_sink(config, process_name)
+    await sink.open()
+    app = create_app(config, store, sink)
     state: AppState = app.extensions["boltlink"]
     counters = RequestCounters()
     app.asgi_app = TelemetryMiddleware(app.asgi_app, counters, state)  # type: ignore[method-assign]
@@ -93,6 +97,16 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
             channel.send({"type": "ready", "pid": os.getpid(), "version": __version__, "build": build_id()})
             loop.create_task(heartbeat(channel, counters, config))
 
+    side_tasks = []
+    if channel is None and not config.redis_url:
+        # `serve` alone in embedded mode: also aggregate clicks here, so one
+        # process is a complete shortener. Under the cluster the aggregator
+        # role does this, exactly once per deployment.
+        from boltlink.workers.aggregator import run_aggregator
+        from boltlink.workers.runtime import Telemetry
+
+        side_tasks.append(loop.create_task(run_aggregator(config, stop, Telemetry())))
+
     hypercorn_config = HypercornConfig()
     hypercorn_config.backlog = config.backlog  # hypercorn re-listens with its own default of 100 otherwise
     hypercorn_config.graceful_timeout = config.kill_timeout
@@ -109,6 +123,9 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
             shutdown_trigger=stop.wait,
         )
     finally:
+        stop.set()
+        await asyncio.gather(*side_tasks, return_exceptions=True)
+        await sink.close()
         await store.close()
         log.info("stopped")
 

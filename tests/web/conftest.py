@@ -41,10 +41,16 @@ def client(app: Quart) -> Any:
     return app.test_client()
 
 
-async def make_key(store: LinkStore, *scopes: str) -> str:
+async def _make_key(store: LinkStore, *scopes: str) -> str:
     key, record = new_api_key(f"test-{uuid.uuid4().hex[:8]}", scopes)
     await store.create_api_key(record)
     return key
+
+
+@pytest.fixture
+def make_key() -> Any:
+    """make_key(store, *scopes) -> a new key with exactly those scopes."""
+    return _make_key
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from conftest import make_key  # tests/web/conftest.py
 
 
 async def test_no_key_is_401_with_a_challenge(client):
@@ -23,7 +22,7 @@ async def test_bearer_header_works_like_x_api_key(client, key):
     assert response.status_code == 200
 
 
-async def test_scope_is_enforced_with_403(client, store):
+async def test_scope_is_enforced_with_403(client, store, make_key):
     reader = await make_key(store, "links:read")
     headers = {"X-API-Key": reader}
     assert (await client.get("/api/v1/links", headers=headers)).status_code == 200
@@ -34,7 +33,7 @@ async def test_scope_is_enforced_with_403(client, store):
     assert (await client.get("/api/v1/links", headers=stats_only)).status_code == 403
 
 
-async def test_admin_key_may_do_everything(client, store):
+async def test_admin_key_may_do_everything(client, store, make_key):
     admin = {"X-API-Key": await make_key(store, "admin")}
     assert (await client.post("/api/v1/links", json={"url": "https://example.com", "slug": "adm"},
                               headers=admin)).status_code == 201

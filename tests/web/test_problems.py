@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from conftest import make_key  # tests/web/conftest.py
 
 PROBLEM = "application/problem+json"
 
@@ -22,7 +21,7 @@ async def test_wrong_method_is_405_problem_with_allow(client, auth):
     assert "POST" in response.headers["Allow"]
 
 
-async def test_body_over_the_limit_is_413_problem(client, store):
+async def test_body_over_the_limit_is_413_problem(client, store, make_key):
     admin = {"X-API-Key": await make_key(store, "admin"), "Content-Type": "application/json"}
     response = await client.post("/api/v1/links", data=b'{"url": "' + b"a" * 2_000_000 + b'"}', headers=admin)
     assert response.status_code == 413

@@ -1,0 +1,62 @@
+"""ClickEvent: one redirect, as the API worker saw it, in the form that travels to the aggregator."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+REFERRER_MAX = 1024
+USER_AGENT_MAX = 512
+
+# Ids are this process's random prefix plus a counter: unique without a
+# syscall per click, and a restarted worker gets a new prefix.
+_prefix = os.urandom(8).hex()
+_counter = itertools.count(1)
+_prefix_pid = os.getpid()
+
+
+def new_event_id() -> str:
+    global _prefix, _counter, _prefix_pid
+    if os.getpid() != _prefix_pid:  # a forked child must not repeat its parent's ids
+        _prefix, _counter, _prefix_pid = os.urandom(8).hex(), itertools.count(1), os.getpid()
+    return f"{_prefix}{next(_counter):x}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClickEvent:
+    id: str
+    link_id: int
+    at: float  # unix time, seconds
+    referrer: str | None
+    user_agent: str | None
+    bot: bool
+    ip: str | None  # already anonymized as configured (None when dropped)
+    country: str | None
+
+    def encode(self) -> bytes:
+        """One JSON line; short keys because every redirect writes one."""
+        return json.dumps(
+            {"i": self.id, "l": self.link_id, "t": self.at, "r": self.referrer, "u": self.user_agent,
+             "b": self.bot, "a": self.ip, "c": self.country},
+            separators=(",", ":"),
+        ).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, line: bytes | str) -> ClickEvent:
+        """Raises ValueError on anything that is not an encoded event."""
+        try:
+            data: Any = json.loads(line)
+            event = cls(id=str(data["i"]), link_id=int(data["l"]), at=float(data["t"]), referrer=data["r"],
+                        user_agent=data["u"], bot=bool(data["b"]), ip=data["a"], country=data["c"])
+        # Fix: "Infinity" (OverflowError) and deep nesting (RecursionError) escaped as crashes.
+        except (KeyError, TypeError, OverflowError, RecursionError) as exc:
+            raise ValueError(f"not a click event: {exc!r}") from None
+        # Fix: a non-text referrer/agent/ip/country passed here and crashed enrichment in the aggregator,
+        # which then retried the same batch forever.
+        if not all(v is None or isinstance(v, str) for v in (event.referrer, event.user_agent, event.ip,
+                                                              event.country)):
+            raise ValueError("not a click event: a text field holds something else")
+        return event
