@@ -84,8 +84,8 @@ class Config(BaseModel):
     )
     listen_timeout: float = Field(15.0, gt=0, description="Seconds a new worker has to report ready.")
     drain_delay: float = Field(
-        0.5, ge=0, description="Seconds a stopping API worker keeps answering (Connection: close) before it "
-        "stops accepting, so keep-alive clients move over without errors.",
+        0.5, ge=0, description="Seconds a stopping API worker, which accepts nothing new, keeps answering its "
+        "open connections (with Connection: close) before it closes the idle ones.",
     )
     min_uptime: float = Field(1.0, ge=0, description="A worker that dies sooner than this has crashed at start.")
     max_restarts: int = Field(

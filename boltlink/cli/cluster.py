@@ -84,15 +84,28 @@ def stop(cli: CliContext) -> None:
 
     config = cli.config()
     run_files = RunFiles(config.run_path)
+    master = run_files.running_pid()
     try:
         _request(cli, "stop", timeout=config.kill_timeout + config.drain_delay + 30)
     except NotRunning:
         err(f"boltlink is not running for {config.data_path.absolute()}: nothing to stop")
         return
+    # The lock goes a moment before the process: "stopped" means the master has exited too.
     deadline = time.monotonic() + 10
-    while run_files.running_pid() is not None and time.monotonic() < deadline:
+    while (run_files.running_pid() is not None or _alive(master)) and time.monotonic() < deadline:
         time.sleep(0.05)
     out("stopped")
+
+
+def _alive(pid: int | None) -> bool:
+    import psutil
+
+    if pid is None or pid <= 0:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 @click.command()
@@ -123,7 +136,7 @@ def restart(cli: CliContext) -> None:
     out(f"restarted {result['restarted']} processes")
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})  # so `scale api -1` is a count, not an option
 @click.argument("role")
 @click.argument("count")
 @pass_cli

@@ -17,6 +17,7 @@ from boltlink.cluster.runfiles import RunFiles
 from boltlink.cluster.supervisor import ClusterError, Supervisor
 from boltlink.config import Config
 from boltlink.errors import ListenError
+from boltlink.workers.balance import ConnectionBoard, SlotAllocator
 from boltlink.workers.bootstrap import LOG_FORMAT, run_async
 
 log = logging.getLogger("boltlink.master")
@@ -60,6 +61,7 @@ def run_master(config: Config, *, echo: bool) -> None:
     run_files = RunFiles(config.run_path)
     run_files.acquire()
     logs = ProcessLogs(config.log_path, max_bytes=config.log_max_size, backups=config.log_max_files)
+    sock: socket.socket | None = None
     try:
         _configure_logging(config, logs, echo)
         sock = bind_listener(config)
@@ -72,13 +74,16 @@ def run_master(config: Config, *, echo: bool) -> None:
             if echo:
                 print(f"{name} | {line}", flush=True)
 
-        supervisor = Supervisor(config, sock, instances, on_line)
+        board = ConnectionBoard(config.run_path / "connections", create=True)
+        supervisor = Supervisor(config, sock, instances, on_line, SlotAllocator(board))
         run_async(_serve(supervisor, run_files))
     except ClusterError as exc:
         log.error("cluster could not start: %s", exc.detail)
         raise
     finally:
         log.info("master stopped")
+        if sock is not None:  # free the port before the lock: a start right after `stop` can bind it
+            sock.close()
         run_files.release()
         logs.close()
 

@@ -67,6 +67,7 @@ class WorkerProcess:
         self.rss = 0
         self.stop_reason: str | None = None  # set when the master stops it on purpose
         self.failure: str | None = None  # why the master killed it, when it did
+        self.balance_slot: int | None = None  # its place on the connection board (API workers)
         self.ready = asyncio.Event()
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.recycle_requested: str | None = None

@@ -44,9 +44,9 @@ class RunFiles:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            pid = self.running_pid()
+            pid = self.running_pid()  # -1 while the winner has the lock but not yet its pid written
             raise AlreadyRunning(
-                f"boltlink is already running for {self.dir.parent} (master pid {pid or '?'})"
+                f"boltlink is already running for {self.dir.parent} (master pid {pid if pid and pid > 0 else '?'})"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

@@ -25,6 +25,8 @@ from boltlink.cluster.process import WorkerProcess, boltlink_command, describe_e
 from boltlink.cluster.roles import ROLES, Role, role_named
 from boltlink.config import Config
 from boltlink.errors import BoltlinkError, InvalidInput
+from boltlink.workers.balance import SlotAllocator
+from boltlink.workers.channel import BOOT_FAILURE_EXIT
 
 log = logging.getLogger("boltlink.master")
 
@@ -57,12 +59,13 @@ class Slot:
 
 class Supervisor:
     def __init__(self, config: Config, listen_sock: socket.socket, api_instances: int,
-                 on_line: Callable[[str, str], None]) -> None:
+                 on_line: Callable[[str, str], None], balance: SlotAllocator) -> None:
         self.config = config
         self.listen_sock = listen_sock
         self.on_line = on_line
         self.command = boltlink_command()
         self.hello = {"type": "hello", "config": config.model_dump(mode="json", exclude_unset=True)}
+        self.balance = balance  # slots on the connection board the API workers balance by
         self.slots: dict[str, Slot] = {}
         self.live: set[WorkerProcess] = set()  # every worker process not yet reaped
         self.operation = asyncio.Lock()
@@ -151,10 +154,18 @@ class Supervisor:
         self.live.add(process)
         if current:
             slot.process = process
-        await process.spawn(
-            self.command, self.hello, self.listen_sock if slot.role.serves_http else None,
-            self.on_line, self._on_message, self._on_exit,
-        )
+        hello = self.hello
+        if slot.role.serves_http:
+            process.balance_slot = self.balance.take()
+            hello = {**hello, "balance": {"path": str(self.balance.board.path), "slot": process.balance_slot}}
+        try:
+            await process.spawn(
+                self.command, hello, self.listen_sock if slot.role.serves_http else None,
+                self.on_line, self._on_message, self._on_exit,
+            )
+        except OSError as exc:  # could not even exec: treat as an immediate crash
+            self._on_spawn_failed(process, exc)
+            raise ClusterError(f"cannot start {slot.name}: {exc}") from None
         log.info("started %s (pid %d)", slot.name, process.pid)
         return process
 
@@ -164,8 +175,19 @@ class Supervisor:
             if slot is not None and slot.process is process:
                 self._background(self._replace_logged(slot, str(message.get("reason", "recycle"))))
 
+    def _on_spawn_failed(self, process: WorkerProcess, exc: OSError) -> None:
+        self.live.discard(process)
+        if process.balance_slot is not None:
+            self.balance.release(process.balance_slot)
+        slot = self.slots.get(process.name)
+        if slot is not None and slot.process is process:  # e.g. the pyz was deleted: retrying won't help
+            slot.process, slot.errored = None, f"cannot start: {exc}"
+            log.error("%s is errored: cannot start: %s", slot.name, exc)
+
     def _on_exit(self, process: WorkerProcess, code: int) -> None:
         self.live.discard(process)
+        if process.balance_slot is not None:
+            self.balance.release(process.balance_slot)
         slot = self.slots.get(process.name)
         if process.stop_reason is not None:
             log.info("%s (pid %d) stopped: %s", process.name, process.pid, process.stop_reason)
@@ -174,6 +196,8 @@ class Supervisor:
             return
         slot.process = None
         why = process.failure or describe_exit(code)
+        if code == BOOT_FAILURE_EXIT and process.last_lines(1):  # its own words say what to fix
+            why += f": {process.last_lines(1)[0]}"
         uptime = process.uptime()
         log.warning("%s (pid %d) exited after %.1f s: %s", slot.name, process.pid, uptime, why)
         if uptime >= BACKOFF_RESET_UPTIME:

@@ -13,10 +13,9 @@ import os
 import random
 import signal
 import socket
+from pathlib import Path
 
-from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.config import Sockets
 from hypercorn.utils import wrap_app
 
 from boltlink import __version__, build_id
@@ -27,6 +26,8 @@ from boltlink.store import create_store
 from boltlink.web import create_app
 from boltlink.web.state import AppState
 from boltlink.web.telemetry import RequestCounters, TelemetryMiddleware
+from boltlink.workers import http_server
+from boltlink.workers.balance import ConnectionBoard
 from boltlink.workers.bootstrap import configure_logging, run_async
 from boltlink.workers.channel import MasterChannel
 
@@ -36,8 +37,11 @@ HEARTBEAT_SECONDS = 1.0
 
 
 def run_api(config: Config, *, process_name: str = "api", listen_fd: int | None = None,
-            channel_fd: int | None = None) -> None:
-    """Serve the API in this process until told to stop."""
+            channel_fd: int | None = None, balance: tuple[str, int] | None = None) -> None:
+    """Serve the API in this process until told to stop.
+
+    balance: the cluster's connection board file and this worker's slot on it.
+    """
     configure_logging(config, process_name)
     if listen_fd is None:
         sock = bind_socket(config.host, config.port, config.backlog)
@@ -45,7 +49,9 @@ def run_api(config: Config, *, process_name: str = "api", listen_fd: int | None 
         sock = socket.socket(fileno=listen_fd)
         sock.setblocking(False)
     channel = MasterChannel(channel_fd) if channel_fd is not None else None
-    run_async(serve_api(config, sock, channel, process_name=process_name))
+    board = ConnectionBoard(Path(balance[0])) if balance else None
+    run_async(serve_api(config, sock, channel, process_name=process_name, board=board,
+                        balance_slot=balance[1] if balance else None))
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -63,7 +69,8 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
 
 
 async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel | None = None, *,
-                    process_name: str = "api") -> None:
+                    process_name: str = "api", board: ConnectionBoard | None = None,
+                    balance_slot: int | None = None) -> None:
     """Open the store and event sink (a boot failure surfaces here, before any request), then serve sock."""
     store = create_store(config)
     await store.open()
@@ -76,12 +83,16 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
+    draining = asyncio.Event()
+
     def begin_shutdown(delay: float = config.drain_delay) -> None:
-        # /ready fails and responses say Connection: close from now on; after
-        # drain_delay hypercorn stops accepting and gives in-flight requests
-        # kill_timeout seconds to finish.
+        # From now on /ready fails, responses say Connection: close, and this
+        # worker accepts nothing new (new connections wait in the shared queue
+        # for the other workers). After drain_delay, idle keep-alive connections
+        # are closed and in-flight requests get kill_timeout seconds to finish.
         if not state.draining:
             state.draining = True
+            draining.set()
             log.info("draining")
             loop.call_later(delay, stop.set)
 
@@ -116,11 +127,9 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
     log.info("listening on http://%s:%s (store: %s)", host if ":" not in host else f"[{host}]", port,
              "PostgreSQL" if config.database_url else f"SQLite at {config.sqlite_path}")
     try:
-        await worker_serve(
-            wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"),
-            hypercorn_config,
-            sockets=Sockets(secure_sockets=[], insecure_sockets=[sock], quic_sockets=[]),
-            shutdown_trigger=stop.wait,
+        await http_server.serve(
+            wrap_app(app, hypercorn_config.wsgi_max_body_size, "asgi"), hypercorn_config, sock,
+            stop_accepting=draining.wait, shutdown=stop.wait, board=board, slot=balance_slot,
         )
     finally:
         stop.set()

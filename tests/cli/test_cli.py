@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from boltlink import __version__
 from boltlink.apikeys import hash_key
 from boltlink.cli import cli
+from boltlink.store.schema import load_migrations
 
 CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:1/x"
 
@@ -294,9 +295,10 @@ def test_migrate_applies_then_reports_up_to_date(run: Run) -> None:
 
     assert first.exit_code == 0, first.output
     assert "applied" in first.stdout
-    assert "schema at version 1" in first.stdout
+    latest = max(m.version for m in load_migrations("sqlite"))
+    assert f"schema at version {latest}" in first.stdout
     assert second.exit_code == 0, second.output
-    assert "up to date" in second.stdout
+    assert f"up to date (version {latest})" in second.stdout
 
 
 @pytest.mark.postgres

@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,24 +22,6 @@ import pytest
 import boltlink
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[2]
-KEEP_ENV = ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "PYENV_ROOT", "PYENV_VERSION")
-
-
-def build(output: Path) -> float:
-    """Run build.py as a user would; return how long it took."""
-    # build.py targets the system python3; ours is as good when it is 3.11 too.
-    python = sys.executable if sys.version_info[:2] == (3, 11) else shutil.which("python3") or "python3"
-    started = time.monotonic()
-    proc = subprocess.run(
-        [python, str(ROOT / "build.py"), "--output", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"build.py failed:\n{proc.stdout}{proc.stderr}"
-    return time.monotonic() - started
 
 
 def sha256(path: Path) -> str:
@@ -54,26 +35,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pyz") / "boltlink.pyz"
-    print(f"\nbuild: {build(path):.1f} s")
-    return path
-
-
-@pytest.fixture(scope="session")
-def user_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A user's shell: no venv on PATH, no PYTHONPATH or BOLTLINK_*, a private SHIV_ROOT."""
-    env = {name: os.environ[name] for name in KEEP_ENV if name in os.environ}
-    dirs = os.environ.get("PATH", "/usr/bin:/bin").split(os.pathsep)
-    env["PATH"] = os.pathsep.join(d for d in dirs if d and not (Path(d).parent / "pyvenv.cfg").exists())
-    env["SHIV_ROOT"] = str(tmp_path_factory.mktemp("shiv-root"))
-    # The shebang is `/usr/bin/env python3`: that must be a 3.11, or nothing here means anything.
-    check = subprocess.run(
-        ["/usr/bin/env", "python3", "-c", "import sys; sys.exit(sys.version_info[:2] != (3, 11))"], env=env
-    )
-    if check.returncode != 0:
-        pytest.fail("python3 on PATH (without venvs) is not Python 3.11, which the pyz needs")
-    return env
+def pyz(built_pyz: Path) -> Path:
+    """The session's build (tests/conftest.py); these tests only read it and its directory."""
+    return built_pyz
 
 
 def run_pyz(pyz: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -89,9 +53,9 @@ def test_shebang_is_env_python3(pyz: Path) -> None:
     assert os.access(pyz, os.X_OK)
 
 
-def test_two_builds_are_byte_identical(pyz: Path, tmp_path: Path) -> None:
+def test_two_builds_are_byte_identical(pyz: Path, tmp_path: Path, pyz_builder: Callable[..., float]) -> None:
     again = tmp_path / "boltlink.pyz"
-    print(f"\nrebuild: {build(again):.1f} s")
+    print(f"\nrebuild: {pyz_builder(again):.1f} s")
     assert sha256(again) == sha256(pyz)
 
 

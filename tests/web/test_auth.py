@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 async def test_no_key_is_401_with_a_challenge(client):
     response = await client.get("/api/v1/links")
     assert response.status_code == 401
