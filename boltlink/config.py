@@ -74,7 +74,7 @@ class Config(BaseModel):
     hourly_retention_days: int = Field(
         35, ge=2, description="Days hourly counters are kept (daily ones are kept for good)."
     )
-    aggregator_batch_size: int = Field(2000, ge=1, le=50_000, description="Most click events per aggregator commit.")
+    aggregator_batch_size: int = Field(5000, ge=1, le=50_000, description="Most click events per aggregator commit.")
     spool_file_size: ByteSize = Field(
         ByteSize(16_000_000), description="Size at which an API worker starts a new spool file."
     )

@@ -43,6 +43,7 @@ class LinkDraft:
     max_clicks: int | None = None
     redirect_status: int = 302
     forward_query: bool = False
+    do_not_track: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ async def create_link(store: LinkStore, draft: LinkDraft, rules: LinkRules) -> L
             max_clicks=draft.max_clicks,
             redirect_status=draft.redirect_status,
             forward_query=draft.forward_query,
+            do_not_track=draft.do_not_track,
         )
 
     if draft.slug is not None:
@@ -123,6 +125,7 @@ async def update_link(store: LinkStore, slug: str, changes: Mapping[str, Any], r
         "max_clicks": check_max_clicks,
         "redirect_status": lambda v: check_redirect_status(_not_null("redirect_status", v)),
         "forward_query": lambda v: bool(_not_null("forward_query", v)),
+        "do_not_track": lambda v: bool(_not_null("do_not_track", v)),
     }
     errors: list[FieldError] = []
     for key, value in changes.items():

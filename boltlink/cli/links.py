@@ -120,5 +120,5 @@ def _link_dict(link: Link, config: Config) -> dict[str, object]:
             "tags": list(link.tags), "created_at": link.created_at.isoformat(),
             "expires_at": link.expires_at.isoformat() if link.expires_at else None,
             "max_clicks": link.max_clicks, "redirect_status": link.redirect_status,
-            "forward_query": link.forward_query,
+            "forward_query": link.forward_query, "do_not_track": link.do_not_track,
             "clicks": {"total": link.clicks_total, "humans": link.clicks_humans, "bots": link.clicks_bots}}

@@ -38,7 +38,6 @@ def bind_listener(config: Config) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ListenError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
     return sock
 
 

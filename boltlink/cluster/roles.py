@@ -20,6 +20,9 @@ class Role:
 
 ROLES: tuple[Role, ...] = (
     Role("api", serves_http=True, fixed_instances=None),
+    # One per deployment: it alone commits click counters (see workers/aggregator.py).
+    Role("aggregator", serves_http=False, fixed_instances=1),
+    Role("analytics", serves_http=False, fixed_instances=1),
 )
 
 

@@ -36,6 +36,7 @@ class NewLink:
     max_clicks: int | None = None
     redirect_status: int = 302
     forward_query: bool = False
+    do_not_track: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Link:
     clicks_humans: int = 0
     clicks_bots: int = 0
     max_clicks_used: int = 0
+    do_not_track: bool = False  # record no click events for this link
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -70,7 +72,9 @@ class Link:
 
 
 # Fields of a link that PATCH may change; slug and counters are not among them.
-UPDATABLE_FIELDS = ("url", "title", "tags", "expires_at", "max_clicks", "redirect_status", "forward_query")
+UPDATABLE_FIELDS = (
+    "url", "title", "tags", "expires_at", "max_clicks", "redirect_status", "forward_query", "do_not_track",
+)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ Tables (both backends):
 Statistics never scan visits: they read the counter tables, daily rows
 before the rollup watermark and hourly rows from it on, so reads are exact
 whether or not the analytics worker has caught up.
+
+Shared code and the rules every backend follows in the details (range
+alignment, late visits, deleted links, retention): clicks_common.py.
 """
 
 from __future__ import annotations

@@ -62,6 +62,7 @@ def check_changes(changes: dict[str, object]) -> dict[str, object]:
         clean["tags"] = unique_tags(clean["tags"] or ())  # type: ignore[arg-type]
     if "expires_at" in clean:
         clean["expires_at"] = utc_or_none(clean["expires_at"])  # type: ignore[arg-type]
-    if "forward_query" in clean:
-        clean["forward_query"] = bool(clean["forward_query"])
+    for flag in ("forward_query", "do_not_track"):
+        if flag in clean:
+            clean[flag] = bool(clean[flag])
     return clean

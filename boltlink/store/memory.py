@@ -12,10 +12,11 @@ import dataclasses
 from boltlink.errors import Conflict, SlugTaken, StoreUnavailable
 from boltlink.store.base import ApiKey, Link, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
 from boltlink.store.common import check_changes, check_query, now, unique_tags, utc, utc_or_none
+from boltlink.store.memory_clicks import MemoryClickStore
 from boltlink.store.schema import latest, load_migrations, pending
 
 
-class MemoryStore(LinkStore):
+class MemoryStore(LinkStore, MemoryClickStore):
     def __init__(self) -> None:
         self._open = False
         self._links: dict[str, Link] = {}
@@ -23,6 +24,7 @@ class MemoryStore(LinkStore):
         self._next_id = 1
         # Pretends to hold the SQLite schema, so migrate() reports like the real backends.
         self._versions: set[int] = set()
+        self._init_clicks()
 
     # lifecycle -----------------------------------------------------------
 
@@ -67,6 +69,7 @@ class MemoryStore(LinkStore):
             max_clicks=new.max_clicks,
             redirect_status=new.redirect_status,
             forward_query=new.forward_query,
+            do_not_track=new.do_not_track,
         )
         self._next_id += 1
         self._links[link.slug] = link
@@ -98,7 +101,10 @@ class MemoryStore(LinkStore):
 
     async def delete_link(self, slug: str) -> bool:
         self._check_open()
-        return self._links.pop(slug, None) is not None
+        link = self._links.pop(slug, None)
+        if link is not None:
+            self._forget_link(link.id)
+        return link is not None
 
     async def consume_click(self, slug: str) -> bool:
         self._check_open()

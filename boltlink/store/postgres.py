@@ -35,6 +35,7 @@ from boltlink.store.common import (
     utc,
     utc_or_none,
 )
+from boltlink.store.postgres_clicks import PostgresClickStore, delete_link_clicks
 from boltlink.store.schema import latest, load_migrations, pending
 
 # Any fixed bigint works, as long as every boltlink process uses the same one: "boltlink" in ASCII.
@@ -58,7 +59,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 # Every column of a Link, the tags (in the order given) as an array.
 _SELECT_LINK = (
     "SELECT l.id, l.slug, l.url, l.title, l.created_at, l.updated_at, l.expires_at, l.max_clicks,"
-    " l.max_clicks_used, l.redirect_status, l.forward_query, l.clicks_total, l.clicks_humans, l.clicks_bots,"
+    " l.max_clicks_used, l.redirect_status, l.forward_query, l.do_not_track,"
+    " l.clicks_total, l.clicks_humans, l.clicks_bots,"
     " ARRAY(SELECT t.tag FROM link_tags t WHERE t.link_id = l.id ORDER BY t.position) AS tags"
     " FROM links l"
 )
@@ -68,7 +70,7 @@ _INSERT_TAGS = (
 )
 
 
-class PostgresStore(LinkStore):
+class PostgresStore(LinkStore, PostgresClickStore):
     def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
         self._dsn = dsn
         self._min_size = min_size
@@ -172,9 +174,9 @@ class PostgresStore(LinkStore):
             try:
                 link_id = await conn.fetchval(
                     "INSERT INTO links (slug, url, title, expires_at, max_clicks, redirect_status,"
-                    " forward_query) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    " forward_query, do_not_track) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
                     new.slug, new.url, new.title, utc_or_none(new.expires_at), new.max_clicks,
-                    new.redirect_status, new.forward_query,
+                    new.redirect_status, new.forward_query, new.do_not_track,
                 )  # fmt: skip
             except asyncpg.UniqueViolationError as exc:
                 raise SlugTaken(new.slug) from exc
@@ -236,9 +238,15 @@ class PostgresStore(LinkStore):
             return _link(await conn.fetchrow(f"{_SELECT_LINK} WHERE l.id = $1", link_id))
 
     async def delete_link(self, slug: str) -> bool:
-        async with self._connection() as conn:
-            status = await conn.execute("DELETE FROM links WHERE slug = $1", slug)
-        return status != "DELETE 0"
+        # link_tags rows go with it (ON DELETE CASCADE); visits and counter rows have no
+        # foreign key (see migrations/postgres/0002_clicks.sql) and are deleted here. A batch
+        # being recorded holds FOR KEY SHARE on its links, so the DELETE waits for its commit.
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM rollup_state WHERE id = 1 FOR SHARE")  # no rollup meanwhile
+            link_id = await conn.fetchval("DELETE FROM links WHERE slug = $1 RETURNING id", slug)
+            if link_id is not None:
+                await delete_link_clicks(conn, link_id)
+        return link_id is not None
 
     async def consume_click(self, slug: str) -> bool:
         # One statement. An unlimited link matches no row to update, so it is

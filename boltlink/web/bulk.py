@@ -11,7 +11,8 @@ from quart import request
 from boltlink.errors import InvalidInput
 
 BULK_LIMIT = 1000
-CSV_COLUMNS = ("url", "slug", "title", "tags", "expires_at", "max_clicks", "redirect_status", "forward_query")
+CSV_COLUMNS = ("url", "slug", "title", "tags", "expires_at", "max_clicks", "redirect_status", "forward_query",
+               "do_not_track")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -60,7 +61,7 @@ def _row_to_link(row: dict[str, Any]) -> dict[str, Any]:
             continue
         if key == "tags":
             link[key] = [t for t in value.replace(",", " ").split() if t]
-        elif key == "forward_query":
+        elif key in ("forward_query", "do_not_track"):
             lowered = value.lower()
             link[key] = True if lowered in _TRUE else False if lowered in _FALSE else value
         elif key in ("max_clicks", "redirect_status") and value.isdigit():

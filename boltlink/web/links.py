@@ -58,6 +58,7 @@ def draft_of(data: LinkIn) -> shortener.LinkDraft:
         max_clicks=data.max_clicks,
         redirect_status=data.redirect_status,
         forward_query=data.forward_query,
+        do_not_track=data.do_not_track,
     )
 
 

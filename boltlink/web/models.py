@@ -35,6 +35,7 @@ class LinkIn(Strict):
     max_clicks: int | None = Field(None, ge=1, description="At most this many human redirects, then 410.")
     redirect_status: RedirectStatus = 302
     forward_query: bool = Field(False, description="Append the short link's query string to the target.")
+    do_not_track: bool = Field(False, description="Record no click events (and so no statistics) for this link.")
 
 
 class LinkPatch(Strict):
@@ -47,6 +48,7 @@ class LinkPatch(Strict):
     max_clicks: int | None = Field(None, ge=1)
     redirect_status: RedirectStatus | None = None
     forward_query: bool | None = None
+    do_not_track: bool | None = None
 
 
 class Clicks(BaseModel):
@@ -67,6 +69,7 @@ class LinkOut(BaseModel):
     max_clicks: int | None
     redirect_status: int
     forward_query: bool
+    do_not_track: bool
     clicks: Clicks
 
     @classmethod
@@ -83,6 +86,7 @@ class LinkOut(BaseModel):
             max_clicks=link.max_clicks,
             redirect_status=link.redirect_status,
             forward_query=link.forward_query,
+            do_not_track=link.do_not_track,
             clicks=Clicks(total=link.clicks_total, humans=link.clicks_humans, bots=link.clicks_bots),
         )
 

@@ -14,7 +14,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response
-from quart_schema import security_scheme_blueprint, tag_blueprint, validate_querystring, validate_response
+from quart_schema import (
+    document_response,
+    security_scheme_blueprint,
+    tag_blueprint,
+    validate_querystring,
+    validate_response,
+)
 
 from boltlink.errors import InvalidInput, LinkNotFound
 from boltlink.store.base import Link
@@ -158,13 +164,14 @@ async def link_stats(slug: str, query_args: StatsQuery) -> LinkStatsOut:
 @blueprint.get("/links/<slug>/visits")
 @require_scope("stats:read")
 @validate_querystring(VisitsQuery)
-@validate_response(VisitList)
+@document_response(VisitList)  # documented, not validated: the CSV answer is a plain Response
 async def link_visits(slug: str, query_args: VisitsQuery) -> VisitList | Response:
     """Raw visits of one link, newest first (kept visit_retention_days); ?format=csv exports them all."""
     link = await link_of(slug)
     start, end = as_utc(query_args.from_), as_utc(query_args.to)
     if query_args.format == "csv":
-        response = Response(_csv_rows(link.id, start, end), content_type="text/csv; charset=utf-8")
+        # The store is looked up now: the rows are produced after this handler returns, outside its context.
+        response = Response(_csv_rows(clicks_store(), link.id, start, end), content_type="text/csv; charset=utf-8")
         response.headers["Content-Disposition"] = f'attachment; filename="{slug}-visits.csv"'
         return response
     page = await clicks_store().list_visits(link.id, limit=query_args.limit, cursor=query_args.cursor,
@@ -175,14 +182,15 @@ async def link_visits(slug: str, query_args: VisitsQuery) -> VisitList | Respons
 CSV_COLUMNS = ("at", "referrer", "referrer_host", "browser", "os", "device", "bot", "country", "ip", "user_agent")
 
 
-async def _csv_rows(link_id: int, start: datetime | None, end: datetime | None) -> AsyncIterator[bytes]:
+async def _csv_rows(store: ClickStore, link_id: int, start: datetime | None,
+                    end: datetime | None) -> AsyncIterator[bytes]:
     """Stream every visit a page at a time, so an export of millions never sits in memory."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     cursor: str | None = None
     while True:
-        page = await clicks_store().list_visits(link_id, limit=CSV_PAGE, cursor=cursor, start=start, end=end)
+        page = await store.list_visits(link_id, limit=CSV_PAGE, cursor=cursor, start=start, end=end)
         for visit in page.items:
             writer.writerow([_csv_safe(getattr(visit, c)) if c != "at" else visit.at.isoformat()
                              for c in CSV_COLUMNS])
