@@ -206,3 +206,22 @@ def test_link_created_through_the_api_redirects(start: Start, backend: str, requ
     assert followed.status_code == 302
     assert followed.headers["Location"] == "https://example.com/target?x=1"
     assert httpx.get(server.url + "/nope").status_code == 404
+
+
+def test_serve_alone_counts_the_clicks_of_its_redirects(start: Start) -> None:
+    """In embedded mode `serve` aggregates in-process: one process is a complete shortener."""
+    make_key = start("apikey", "create", "--name", "clicks", "--scope", "admin")
+    assert make_key.wait_exit() == 0, make_key.stderr
+    headers = {"X-API-Key": make_key.stdout.strip()}
+    server = serve(start).wait_healthy()
+    httpx.post(server.url + "/api/v1/links", headers=headers, json={"url": "https://example.com", "slug": "c"})
+    for _ in range(5):
+        httpx.get(server.url + "/c", headers={"User-Agent": "Mozilla/5.0 Firefox/125.0"})
+    httpx.get(server.url + "/c", headers={"User-Agent": "Googlebot/2.1"})
+    httpx.head(server.url + "/c")
+
+    def clicks() -> dict[str, int]:
+        return httpx.get(server.url + "/api/v1/links/c", headers=headers).json()["clicks"]
+
+    wait_until(lambda: clicks()["total"] == 6, BOOT_TIMEOUT, "the six GET redirects to be counted")
+    assert clicks() == {"total": 6, "humans": 5, "bots": 1}
