@@ -62,6 +62,10 @@ class RedisStreamSource(EventSource):
 
     async def open(self) -> None:
         self._client = connect(self.url)
+        await self._create_group()
+
+    async def _create_group(self) -> None:
+        assert self._client is not None
         try:
             await self._client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
@@ -94,6 +98,15 @@ class RedisStreamSource(EventSource):
                 await self._client.xack(STREAM, GROUP, *batch.receipts)
                 batch.receipts = []
         except (RedisError, OSError) as exc:
+            # Fix: a read whose reply was lost (timeout, dropped connection, Redis stopping) had its entries
+            # delivered to this consumer all the same; they came back only via XAUTOCLAIM, CLAIM_IDLE_MS later.
+            self._own_pending_done = False
+            if isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP"):
+                # Fix: a Redis restarted without persistence has lost the stream and the group, which only
+                # open() created: every read failed with NOGROUP until the aggregator itself was restarted.
+                log.warning("the consumer group is gone (Redis restarted empty?): creating it again")
+                await self._create_group()
+                return EventBatch(events=[], source="")
             raise RedisUnavailable(f"cannot read click events from Redis: {exc}") from None
         self._unacked = bool(batch.receipts)
         return batch

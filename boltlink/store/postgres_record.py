@@ -23,9 +23,11 @@ one FOR KEY SHARE query above does the same job for the whole batch.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -87,6 +89,7 @@ async def watermark(conn: asyncpg.Connection, lock: str = "") -> int | None:
 async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[tuple[str, str, int]]) -> int:
     mark = await watermark(conn, "FOR SHARE")
     new: list[Visit] = []
+    prepared: _Prepared | None = None
     if batch:
         live = {r[0] for r in await conn.fetch(
             "SELECT id FROM links WHERE id = ANY($1::bigint[]) ORDER BY id FOR KEY SHARE",
@@ -94,21 +97,36 @@ async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[t
         )}  # fmt: skip
         candidates = [v for v in batch if v.link_id in live]
         if candidates:
-            inserted = await conn.fetch(_INSERT_VISITS, *_columns([
+            # Speed: the server inserts the visits (~10 us a row) while this process sums them up
+            # (tally and the JSON of the next statements, ~5 us a visit), instead of one after the other
+            # (bench_aggregator.py, PostgreSQL: record_clicks 8.4 -> 7.x s for 200,000 events). The sums
+            # assume every visit is new, as all are but in a replayed batch; if some were not, they are
+            # made again from the new ones below, so what is stored does not change.
+            insert = asyncio.ensure_future(conn.fetch(_INSERT_VISITS, *_columns([
                 (v.event_id, v.link_id, v.at, v.referrer, v.referrer_host, v.user_agent,
                  v.browser, v.os, v.device, v.bot, v.ip, v.country, v.visitor)
                 for v in candidates
-            ], 13))  # fmt: skip
+            ], 13)))  # fmt: skip
+            try:
+                await asyncio.sleep(0)  # let it send the statement before the CPU work below
+                prepared = _Prepared.of(candidates)
+            finally:
+                inserted = await insert  # awaited whatever happens: never two statements at once
             ids = {r[0] for r in inserted}
-            new = [v for v in candidates if v.event_id in ids] if len(ids) < len(candidates) else candidates
+            if len(ids) < len(candidates):
+                new = [v for v in candidates if v.event_id in ids]
+                prepared = _Prepared.of(new) if new else None
+            else:
+                new = candidates
     if new:
-        counts = tally(new)
-        seen = await conn.fetch(_INSERT_VISITORS, _json([(k[0], k[1] // DAY, k[2]) for k in sorted(counts.visitors)]))
+        assert prepared is not None
+        counts = prepared.counts
+        seen = await conn.fetch(_INSERT_VISITORS, prepared.visitors)
         counts.add_new_visitors((r[0], r[1], r[2]) for r in seen)
-        await _add(conn, "hour", counts.hourly, counts.breakdown)
+        await _add(conn, "hour", counts.hourly, counts.breakdown, prepared.breakdown)
         days, day_values = counts.daily(mark)  # late visits for days already rolled up
         await _add(conn, "day", days, day_values)
-        await _add_to_links(conn, counts)
+        await _add_to_links(conn, counts, prepared.links)
     if positions:  # last, so a bad offset (CHECK position >= 0) undoes everything before it
         await conn.execute(
             "INSERT INTO consumer_offsets (source, name, position)"
@@ -119,23 +137,47 @@ async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[t
     return len(new)
 
 
+@dataclass
+class _Prepared:
+    """What the statements after the visits INSERT need that does not depend on their answers."""
+
+    counts: Tally
+    visitors: str  # JSON of the (link, day, visitor) keys, in key order
+    breakdown: str  # JSON of the hourly breakdown rows, in key order
+    links: str  # JSON of the per-link sums, in id order
+
+    @classmethod
+    def of(cls, visits: list[Visit]) -> _Prepared:
+        counts = tally(visits)
+        return cls(
+            counts=counts,
+            visitors=_json([(k[0], k[1] // DAY, k[2]) for k in sorted(counts.visitors)]),
+            breakdown=_breakdown_json(counts.breakdown),
+            links=_json([(i, *counts.links[i]) for i in sorted(counts.links)]),
+        )
+
+
 async def _add(conn: asyncpg.Connection, kind: str, counts: Mapping[tuple[int, int], list[int]],
-               values: Mapping[tuple[int, int, str, str], int]) -> None:
+               values: Mapping[tuple[int, int, str, str], int], values_json: str | None = None) -> None:
     add_counts, add_values = _COUNTERS[kind]
     if counts:
         await conn.execute(add_counts, _json([(*k, *c) for k, c in sorted(counts.items())]))
     if values:
-        await conn.execute(add_values, _json([(*k, c) for k, c in sorted(values.items())]))
+        await conn.execute(add_values, values_json if values_json is not None else _breakdown_json(values))
 
 
-async def _add_to_links(conn: asyncpg.Connection, counts: Tally) -> None:
+def _breakdown_json(values: Mapping[tuple[int, int, str, str], int]) -> str:
+    return _json([(*k, c) for k, c in sorted(values.items())])
+
+
+async def _add_to_links(conn: asyncpg.Connection, counts: Tally, rows_json: str) -> None:
     ids = sorted(counts.links)
     await conn.execute("SELECT id FROM links WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE", ids)
     await conn.execute(
         "UPDATE links AS l SET clicks_total = l.clicks_total + (e->>1)::bigint,"
         " clicks_humans = l.clicks_humans + (e->>2)::bigint, clicks_bots = l.clicks_bots + (e->>3)::bigint"
         " FROM json_array_elements($1::json) AS e WHERE l.id = (e->>0)::bigint",
-        _json([(i, *counts.links[i]) for i in ids]),
+        rows_json,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Cluster, pid_alive, wait_for  # tests/cluster/conftest.py
+from cluster_harness import Cluster, pid_alive, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 

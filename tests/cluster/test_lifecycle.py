@@ -1,6 +1,6 @@
 """A real cluster's life as an operator sees it: start, serve, survive its workers' deaths, stop.
 
-Each test starts its own master (see conftest.py: everything it started is
+Each test starts its own master (see cluster_harness.py: everything it started is
 killed when it ends) and polls with a timeout instead of sleeping.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Cluster, PortWatcher, holds, pid_alive, port_is_free, wait_for  # tests/cluster/conftest.py
+from cluster_harness import Cluster, PortWatcher, holds, pid_alive, port_is_free, wait_for
 
 from boltlink.cluster.cpus import usable_cpus
 
