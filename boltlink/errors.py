@@ -19,7 +19,13 @@ handlers and commands raise and never build error output themselves.
     │   ├── LinkExpired
     │   └── ClickLimitReached
     ├── PayloadTooLarge           413  exit 2
-    └── ListenError               500  exit 3   the port cannot be bound
+    ├── ListenError               500  exit 3   the port cannot be bound
+    ├── EventQueueError           503  exit 3   a click event could not be queued (disk full...)
+    ├── RedisUnavailable          503  exit 3
+    ├── ClusterError              500  exit 1   a cluster start, reload, restart or scale failed
+    ├── AlreadyRunning            500  exit 1   a master already runs for this data dir
+    ├── NotRunning                500  exit 3   no master runs for this data dir
+    └── CommandFailed             500  exit 1   the master refused or did not answer a command
 """
 
 from __future__ import annotations
@@ -189,3 +195,43 @@ class ListenError(BoltlinkError):
     title = "Cannot Listen"
     problem = "listen"
     exit_code = 3
+
+
+class RedisUnavailable(BoltlinkError):
+    status = 503
+    title = "Service Unavailable"
+    problem = "redis-unavailable"
+    exit_code = 3
+
+
+class EventQueueError(BoltlinkError):
+    """An event could not be queued (disk full, read-only data directory...)."""
+
+    status = 503
+    title = "Click Not Recorded"
+    problem = "event-queue"
+    exit_code = 3
+
+
+class ClusterError(BoltlinkError):
+    title = "Cluster Operation Failed"
+    problem = "cluster"
+    exit_code = 1
+
+
+class AlreadyRunning(BoltlinkError):
+    title = "Already Running"
+    problem = "already-running"
+    exit_code = 1
+
+
+class NotRunning(BoltlinkError):
+    title = "Not Running"
+    problem = "not-running"
+    exit_code = 3
+
+
+class CommandFailed(BoltlinkError):
+    title = "Command Failed"
+    problem = "command-failed"
+    exit_code = 1

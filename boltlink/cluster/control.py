@@ -21,24 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from boltlink.cluster.runfiles import RunFiles
-from boltlink.errors import BoltlinkError
+from boltlink.errors import BoltlinkError, CommandFailed, NotRunning
 
 log = logging.getLogger("boltlink.master")
 
 MAX_REQUEST_BYTES = 64 * 1024
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]
-
-
-class NotRunning(BoltlinkError):
-    title = "Not Running"
-    problem = "not-running"
-    exit_code = 3
-
-
-class CommandFailed(BoltlinkError):
-    title = "Command Failed"
-    problem = "command-failed"
-    exit_code = 1
 
 
 class ControlServer:

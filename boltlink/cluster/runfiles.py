@@ -11,18 +11,12 @@ import fcntl
 import os
 from pathlib import Path
 
-from boltlink.errors import BoltlinkError, ConfigError
+from boltlink.errors import AlreadyRunning, ConfigError
 
 PIDFILE = "boltlink.pid"
 SOCKET = "boltlink.sock"
 # sun_path holds 108 bytes; deeper data dirs are reached through /proc/self/fd.
 _SUN_PATH_MAX = 100
-
-
-class AlreadyRunning(BoltlinkError):
-    title = "Already Running"
-    problem = "already-running"
-    exit_code = 1
 
 
 class RunFiles:

@@ -24,7 +24,7 @@ from boltlink import __version__, build_id
 from boltlink.cluster.process import WorkerProcess, boltlink_command, describe_exit
 from boltlink.cluster.roles import ROLES, Role, role_named
 from boltlink.config import Config
-from boltlink.errors import BoltlinkError, InvalidInput
+from boltlink.errors import BoltlinkError, ClusterError, InvalidInput
 from boltlink.workers.balance import SlotAllocator
 from boltlink.workers.channel import BOOT_FAILURE_EXIT
 
@@ -34,12 +34,6 @@ BACKOFF_START, BACKOFF_FACTOR, BACKOFF_MAX = 0.1, 1.5, 15.0
 BACKOFF_RESET_UPTIME = 30.0  # a worker that lived this long starts its backoff afresh
 SAMPLE_SECONDS = 1.0  # cpu, memory (max_memory_restart) and heartbeat checks
 MAX_API_INSTANCES = 256
-
-
-class ClusterError(BoltlinkError):
-    title = "Cluster Operation Failed"
-    problem = "cluster"
-    exit_code = 1
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from boltlink.errors import BoltlinkError
+from boltlink.errors import RedisUnavailable
 from boltlink.events.base import EventBatch, EventSource
 from boltlink.events.spool import decode_lines
 
@@ -29,13 +29,6 @@ TRIM_EVERY_SECONDS = 10.0
 # Fix: XREADGROUP BLOCK of 1 s or more outlived connect()'s 1 s socket timeout, so read(wait >= 1) raised
 # RedisUnavailable on an idle stream. A read may return empty sooner than `wait`, never fail for it.
 BLOCK_MAX_MS = 500
-
-
-class RedisUnavailable(BoltlinkError):
-    status = 503
-    title = "Service Unavailable"
-    problem = "redis-unavailable"
-    exit_code = 3
 
 
 def connect(url: str) -> aioredis.Redis:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from boltlink.errors import BoltlinkError
+from boltlink.errors import EventQueueError
 from boltlink.events.base import EventBatch, EventSink, EventSource, Health
 from boltlink.events.model import ClickEvent
 from boltlink.store.clicks import ClickStore
@@ -36,15 +36,6 @@ SOURCE = "spool"  # the consumer_offsets source the aggregator stores spool posi
 READ_CHUNK = 1 << 20
 POLL_SECONDS = 0.05
 TAIL_MAX = 1 << 16  # longer than any encoded event
-
-
-class EventQueueError(BoltlinkError):
-    """An event could not be queued (disk full, read-only data directory...)."""
-
-    status = 503
-    title = "Click Not Recorded"
-    problem = "event-queue"
-    exit_code = 3
 
 
 class SpoolWriter(EventSink):
