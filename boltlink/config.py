@@ -54,6 +54,19 @@ class Config(BaseModel):
         10.0, gt=0, description="Seconds in-flight requests get to finish at shutdown before a kill."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line per record; json: one JSON object per line (log shippers)."
+    )
+    access_log: bool = Field(False, description="Log one line per HTTP request (off by default: it costs throughput).")
+
+    # Metrics: see boltlink/metrics.py.
+    metrics_token: str | None = Field(
+        None, description="Bearer token /metrics asks for; unset: /metrics is open to whoever reaches the port."
+    )
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535,
+        description="Serve /metrics on this port instead of the API port (from the cluster master).",
+    )
 
     # Clicks: see boltlink/events/ and boltlink/workers/aggregator.py.
     redis_url: str | None = Field(
