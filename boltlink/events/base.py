@@ -42,7 +42,13 @@ class EventBatch:
 
 
 class EventSource(abc.ABC):
-    """What the aggregator consumes. read() -> store.record_clicks(..., offsets) -> ack()."""
+    """What the aggregator consumes. read() -> store.record_clicks(..., offsets) -> ack().
+
+    read() moves on from the last batch read, acked or not, so the aggregator
+    can read the next batch while the last one commits; ack() comes in read
+    order. rewind() takes back every batch read but not acked (its commit
+    failed): the next read starts again at the oldest of them.
+    """
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -55,6 +61,10 @@ class EventSource(abc.ABC):
     @abc.abstractmethod
     async def ack(self, batch: EventBatch) -> None:
         """The batch is committed: let it go (XACK; delete finished spool files)."""
+
+    @abc.abstractmethod
+    def rewind(self) -> None:
+        """Read again, from the oldest event not acked."""
 
     async def close(self) -> None:  # noqa: B027
         """Release connections."""

@@ -49,9 +49,10 @@ class RedisStreamSource(EventSource):
         self.url = url
         self.consumer = consumer
         self._client: aioredis.Redis | None = None
-        self._own_pending_done = False
+        # Where the next read of this consumer's own pending entries (read before a crash, or read
+        # again after rewind()) starts; None once they are all read again.
+        self._own_pending_from: str | None = "0"
         self._last_trim = 0.0
-        self._unacked = False  # the last batch read has not been acked (its commit failed)
 
     async def open(self) -> None:
         self._client = connect(self.url)
@@ -74,10 +75,6 @@ class RedisStreamSource(EventSource):
 
     async def read(self, max_events: int, wait: float) -> EventBatch:
         assert self._client is not None
-        if self._unacked:
-            # Fix: a batch whose commit failed came back only via XAUTOCLAIM, CLAIM_IDLE_MS later and after
-            # newer events; read it again first, as the spool does.
-            self._own_pending_done = False
         try:
             entries = await self._pending_entries(max_events)
             if not entries:
@@ -93,7 +90,7 @@ class RedisStreamSource(EventSource):
         except (RedisError, OSError) as exc:
             # Fix: a read whose reply was lost (timeout, dropped connection, Redis stopping) had its entries
             # delivered to this consumer all the same; they came back only via XAUTOCLAIM, CLAIM_IDLE_MS later.
-            self._own_pending_done = False
+            self.rewind()
             if isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP"):
                 # Fix: a Redis restarted without persistence has lost the stream and the group, which only
                 # open() created: every read failed with NOGROUP until the aggregator itself was restarted.
@@ -101,18 +98,29 @@ class RedisStreamSource(EventSource):
                 await self._create_group()
                 return EventBatch(events=[], source="")
             raise RedisUnavailable(f"cannot read click events from Redis: {exc}") from None
-        self._unacked = bool(batch.receipts)
         return batch
+
+    def rewind(self) -> None:
+        # Fix: a batch whose commit failed came back only via XAUTOCLAIM, CLAIM_IDLE_MS later and after
+        # newer events; read it again first, as the spool does.
+        self._own_pending_from = "0"
 
     async def _pending_entries(self, max_events: int) -> list[Any]:
         """First what this consumer read before a crash, then what dead consumers left behind."""
         assert self._client is not None
-        if not self._own_pending_done:
-            reply = await self._client.xreadgroup(GROUP, self.consumer, {STREAM: "0"}, count=max_events)
-            entries = [e for e in (reply[0][1] if reply else []) if e[1]]
-            if entries:
-                return entries
-            self._own_pending_done = True
+        if self._own_pending_from is not None:
+            reply = await self._client.xreadgroup(GROUP, self.consumer, {STREAM: self._own_pending_from},
+                                                  count=max_events)
+            listed = reply[0][1] if reply else []
+            if listed:
+                # From past the last one listed: the batch read now may not be acked before the next read.
+                last = listed[-1][0]
+                self._own_pending_from = last.decode() if isinstance(last, bytes) else last
+                entries = [e for e in listed if e[1]]  # an entry trimmed away is listed with no fields
+                if entries:
+                    return entries
+            else:
+                self._own_pending_from = None
         claimed = await self._client.xautoclaim(STREAM, GROUP, self.consumer, CLAIM_IDLE_MS, "0-0",
                                                 count=max_events)
         return [e for e in claimed[1] if e[1]]
@@ -128,7 +136,6 @@ class RedisStreamSource(EventSource):
         try:
             if batch.receipts:
                 await self._client.xack(STREAM, GROUP, *batch.receipts)
-                self._unacked = False
             if time.monotonic() - self._last_trim > TRIM_EVERY_SECONDS:
                 await self.trim()
         except (RedisError, OSError) as exc:

@@ -175,7 +175,8 @@ class SpoolReader(EventSource):
     def __init__(self, directory: Path, store: ClickStore) -> None:
         self.directory = directory
         self.store = store
-        self.offsets: dict[str, int] = {}
+        self.offsets: dict[str, int] = {}  # committed: what the store holds, beside the counters
+        self._read_at: dict[str, int] = {}  # read: ahead of offsets by the batches not yet acked
 
     async def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -186,6 +187,7 @@ class SpoolReader(EventSource):
             await self.store.forget_offsets(SOURCE, gone)
             for name in gone:
                 del self.offsets[name]
+        self.rewind()
 
     async def read(self, max_events: int, wait: float) -> EventBatch:
         deadline = time.monotonic() + wait
@@ -201,7 +203,7 @@ class SpoolReader(EventSource):
             room = max_events - len(batch.events)
             if room <= 0:
                 break
-            start = self.offsets.get(path.name, 0)
+            start = self._read_at.get(path.name, 0)
             try:
                 if path.stat().st_size <= start:
                     continue
@@ -213,6 +215,7 @@ class SpoolReader(EventSource):
                 batch.events.extend(events)
                 batch.malformed += malformed
                 batch.offsets[path.name] = end
+        self._read_at.update(batch.offsets)
         return batch
 
     async def ack(self, batch: EventBatch) -> None:
@@ -222,6 +225,10 @@ class SpoolReader(EventSource):
             await self.store.forget_offsets(SOURCE, finished)
             for name in finished:
                 self.offsets.pop(name, None)
+                self._read_at.pop(name, None)
+
+    def rewind(self) -> None:
+        self._read_at = dict(self.offsets)
 
     def _finished(self) -> Iterator[str]:
         """Delete files that are consumed to the end and no longer written to."""

@@ -80,10 +80,37 @@ async def test_a_batch_whose_commit_failed_is_read_again_before_newer_events(cli
     await add(client, range(5))
     failed = await source.read(100, wait=0.1)  # the database was down: the aggregator does not ack
     await add(client, range(5, 8))
+    source.rewind()
     again = await source.read(100, wait=0.1)
     assert numbers(again.events) == numbers(failed.events) == list(range(5))
     await source.ack(again)
     assert numbers((await source.read(100, wait=0.1)).events) == [5, 6, 7]
+
+
+async def test_reading_ahead_while_a_batch_commits_gives_each_event_once(client, sources):
+    source = await sources()
+    await add(client, range(6))
+    first = await source.read(3, wait=0.1)
+    second = await source.read(3, wait=0.1)  # read while the first commits: not acked yet
+    third = await source.read(3, wait=0.05)
+    assert (numbers(first.events), numbers(second.events), third.events) == ([0, 1, 2], [3, 4, 5], [])
+    await source.ack(first)
+    await source.ack(second)
+    assert await pending(client) == 0
+
+
+async def test_a_rewind_after_a_crash_reads_own_pending_entries_in_order_once(client, sources):
+    crashed = await sources("a")
+    await add(client, range(6))
+    assert numbers((await crashed.read(100, wait=0.1)).events) == list(range(6))
+    await crashed.close()  # died before its commit
+
+    restarted = await sources("a")
+    first = await restarted.read(4, wait=0.1)
+    second = await restarted.read(4, wait=0.1)  # read ahead: the rest of its pending entries, not first again
+    assert (numbers(first.events), numbers(second.events)) == ([0, 1, 2, 3], [4, 5])
+    restarted.rewind()  # first's commit failed
+    assert numbers((await restarted.read(100, wait=0.1)).events) == list(range(6))
 
 
 async def test_a_long_wait_on_an_idle_stream_returns_empty_instead_of_failing(sources):

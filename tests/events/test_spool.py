@@ -128,10 +128,17 @@ async def test_a_batch_limit_splits_a_file_and_the_next_read_continues_after_it(
     batch = await reader.read(4, wait=0)
     assert [number(e) for e in batch.events] == [0, 1, 2, 3]
     assert batch.offsets == {path.name: 4 * LINE}
-    # Not acked (the commit failed): the same events come again, nothing skipped.
-    assert [number(e) for e in (await reader.read(4, wait=0)).events] == [0, 1, 2, 3]
-    offset_store.commit(batch.source, batch.offsets)
-    await reader.ack(batch)
+    # Read ahead while the first batch commits: the next events, and their end offset.
+    ahead = await reader.read(4, wait=0)
+    assert [number(e) for e in ahead.events] == [4, 5, 6, 7]
+    assert ahead.offsets == {path.name: 8 * LINE}
+    # Neither acked (the commit failed): rewound, the same events come again, nothing skipped.
+    reader.rewind()
+    again = await reader.read(4, wait=0)
+    assert [number(e) for e in again.events] == [0, 1, 2, 3]
+    offset_store.commit(again.source, again.offsets)
+    await reader.ack(again)
+    reader.rewind()  # a later failure goes back only to what was acked
     assert [number(e) for e in (await reader.read(4, wait=0)).events] == [4, 5, 6, 7]
     writer.finish_file()
 
