@@ -276,8 +276,11 @@ def _order_keys(lines: list[str]) -> list[float]:
     return keys
 
 
+_JSON_TIME = '{"time": "'  # log_format = "json" puts the time first (boltlink.logformat)
+
+
 def _timestamp(line: str) -> float | None:
-    match = _TIMESTAMP.match(line)
+    match = _TIMESTAMP.match(line, len(_JSON_TIME) if line.startswith(_JSON_TIME) else 0)
     if match is None:
         return None
     try:

@@ -9,20 +9,27 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from boltlink.config import Config
+from boltlink.logformat import RequestIdFilter, make_formatter
 
 T = TypeVar("T")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(processName)s[%(process)d] %(name)s: %(message)s"
-
 
 def configure_logging(config: Config, process_name: str) -> None:
+    """Every record of this process, hypercorn's included, to stderr in config.log_format."""
     import multiprocessing
 
     multiprocessing.current_process().name = process_name
-    logging.basicConfig(
-        level=config.log_level.upper(), format=LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%S%z",
-        stream=sys.stderr, force=True,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(config.log_format, process_name))
+    handler.addFilter(RequestIdFilter())
+    logging.basicConfig(level=config.log_level.upper(), handlers=[handler], force=True)
+    # hypercorn.error (workers/api.py hands hypercorn that logger) propagates to this handler. Its
+    # access log stays off: boltlink.web.request_log writes one, with request ids, when access_log is on.
+    logging.getLogger("hypercorn.access").disabled = True
+    if config.access_log:  # asked for explicitly, so written even when log_level is above info
+        logging.getLogger("boltlink.access").setLevel(logging.INFO)
+    # warnings.warn output would otherwise be a bare multi-line text block in a JSON stream.
+    logging.captureWarnings(True)
 
 
 def run_async(main: Coroutine[Any, Any, T]) -> T:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -300,3 +301,11 @@ def test_flush_from_another_process_while_the_master_writes(writer: ProcessLogs,
     writer.write("api-0", "after")
     assert (log_dir / "api-0.log").read_bytes() == b"after\n"
     assert (log_dir / "master.log").read_text() == "old master line\n"
+
+
+def test_tail_merges_json_lines_by_their_time_field(log_dir: Path) -> None:
+    log_dir.mkdir()  # log_format = "json": the time is the first field, not the start of the line
+    (log_dir / "master.log").write_text('{"time": "2026-11-29T04:40:50.000+00:00", "message": "a"}\n'
+                                        '{"time": "2026-11-29T04:40:52.500+00:00", "message": "c"}\n')
+    (log_dir / "api-0.log").write_text('{"time": "2026-11-29T04:40:51.000+00:00", "message": "b"}\n')
+    assert [json.loads(line)["message"] for _, line in tail(log_dir, None, 10)] == ["a", "b", "c"]
