@@ -219,6 +219,14 @@ class ClusterError(BoltlinkError):
     exit_code = 1
 
 
+class MasterUnavailable(ClusterError):
+    """A worker's question to its cluster master (e.g. for /metrics) got no answer."""
+
+    status = 503
+    title = "Service Unavailable"
+    problem = "master-unavailable"
+
+
 class AlreadyRunning(BoltlinkError):
     title = "Already Running"
     problem = "already-running"

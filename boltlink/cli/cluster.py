@@ -208,15 +208,30 @@ def print_status(status: dict[str, Any]) -> None:
     rows = [
         [p["name"], p["id"] if p["id"] is not None else "-", p["pid"] or "-", p["status"],
          f"{p['cpu']:.0f}%", _bytes(p["memory"]), p["restarts"], _duration(p["uptime"]) if p["pid"] else "-",
-         f"{p['requests_per_second']:.1f}", _build(p)]
+         *_http_figures(p), _build(p)]
         for p in status["processes"]
     ]
-    out_table(["NAME", "ID", "PID", "STATUS", "CPU", "MEMORY", "RESTARTS", "UPTIME", "REQ/S", "VERSION"], rows)
+    out_table(["NAME", "ID", "PID", "STATUS", "CPU", "MEMORY", "RESTARTS", "UPTIME", "REQ/S", "P99", "ERRORS",
+               "VERSION"], rows)
     for p in status["processes"]:
         if p.get("reason"):
             err(f"{p['name']}: {p['reason']}")
+    cluster = status.get("cluster") or {}
     err(f"master pid {master['pid']}, {master['phase']}, {master['address']}, up {_duration(master['uptime'])}"
+        f"; api {cluster.get('requests_per_second', 0.0):.1f} req/s, p99 {_p99(cluster.get('p99_ms'))}"
         " (memory is RSS: pages shared between workers are counted in each)")
+
+
+def _http_figures(process: dict[str, Any]) -> list[str]:
+    """REQ/S, P99 (over the last 10 s) and ERRORS (5xx share, same window); '-' for roles without HTTP."""
+    if process.get("role") != "api":
+        return ["-", "-", "-"]
+    return [f"{process['requests_per_second']:.1f}", _p99(process.get("p99_ms")),
+            f"{100 * (process.get('error_rate') or 0.0):.1f}%"]
+
+
+def _p99(milliseconds: float | None) -> str:
+    return "-" if milliseconds is None else f"{milliseconds:.1f} ms"
 
 
 def _build(process: dict[str, Any]) -> str:

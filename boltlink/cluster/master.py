@@ -13,12 +13,14 @@ import sys
 from boltlink.cluster.control import ControlServer
 from boltlink.cluster.cpus import describe_cpus, usable_cpus
 from boltlink.cluster.logs import ProcessLogs
+from boltlink.cluster.metrics_server import MetricsServer, bind_metrics
 from boltlink.cluster.runfiles import RunFiles
 from boltlink.cluster.supervisor import ClusterError, Supervisor
 from boltlink.config import Config
 from boltlink.errors import ListenError
+from boltlink.logformat import make_formatter
 from boltlink.workers.balance import ConnectionBoard, SlotAllocator
-from boltlink.workers.bootstrap import LOG_FORMAT, run_async
+from boltlink.workers.bootstrap import run_async
 
 log = logging.getLogger("boltlink.master")
 
@@ -55,15 +57,24 @@ class _LogFileHandler(logging.Handler):
             self.handleError(record)
 
 
+class _PrefixedStreamHandler(logging.StreamHandler):
+    """`master | <line>` on stdout, as the workers' lines are echoed there."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "master | " + super().format(record)
+
+
 def run_master(config: Config, *, echo: bool) -> None:
     """Run the cluster until stopped. Raises AlreadyRunning, ListenError, ClusterError (start failed)."""
     run_files = RunFiles(config.run_path)
     run_files.acquire()
     logs = ProcessLogs(config.log_path, max_bytes=config.log_max_size, backups=config.log_max_files)
     sock: socket.socket | None = None
+    metrics_sock: socket.socket | None = None
     try:
         _configure_logging(config, logs, echo)
         sock = bind_listener(config)
+        metrics_sock = bind_metrics(config)
         instances = api_instances(config)
         log.info("starting %d API workers (%s), data dir %s", instances,
                  describe_cpus() if config.instances == "max" else "-i", config.data_path)
@@ -75,35 +86,41 @@ def run_master(config: Config, *, echo: bool) -> None:
 
         board = ConnectionBoard(config.run_path / "connections", create=True)
         supervisor = Supervisor(config, sock, instances, on_line, SlotAllocator(board))
-        run_async(_serve(supervisor, run_files))
+        run_async(_serve(supervisor, run_files, metrics_sock))
     except ClusterError as exc:
         log.error("cluster could not start: %s", exc.detail)
         raise
     finally:
         log.info("master stopped")
-        if sock is not None:  # free the port before the lock: a start right after `stop` can bind it
-            sock.close()
+        for bound in (sock, metrics_sock):  # free the ports before the lock: a start right after `stop` can bind
+            if bound is not None:
+                bound.close()
         run_files.release()
         logs.close()
 
 
-async def _serve(supervisor: Supervisor, run_files: RunFiles) -> None:
+async def _serve(supervisor: Supervisor, run_files: RunFiles, metrics_sock: socket.socket | None) -> None:
     control = ControlServer(run_files, supervisor.dispatch)
     await control.start()
+    metrics = MetricsServer(supervisor.config, metrics_sock, supervisor.metrics) if metrics_sock else None
+    if metrics is not None:
+        await metrics.start()
     try:
         await supervisor.run()
     finally:
+        if metrics is not None:
+            await metrics.close()
         await control.close()
 
 
 def _configure_logging(config: Config, logs: ProcessLogs, echo: bool) -> None:
-    line_format = LOG_FORMAT.replace("%(processName)s", "master")
+    formatter = make_formatter(config.log_format, "master")
     to_file = _LogFileHandler(logs)
-    to_file.setFormatter(logging.Formatter(line_format, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+    to_file.setFormatter(formatter)
     handlers: list[logging.Handler] = [to_file]
     if echo:  # prefixed like the workers' lines on stdout
-        to_stdout = logging.StreamHandler(sys.stdout)
-        to_stdout.setFormatter(logging.Formatter("master | " + line_format, datefmt="%Y-%m-%dT%H:%M:%S%z"))
+        to_stdout = _PrefixedStreamHandler(sys.stdout)
+        to_stdout.setFormatter(formatter)
         handlers.append(to_stdout)
     logging.basicConfig(level=config.log_level.upper(), handlers=handlers, force=True)
     asyncio_logger = logging.getLogger("asyncio")

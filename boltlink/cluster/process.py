@@ -22,11 +22,13 @@ from typing import Any
 
 import psutil
 
+from boltlink.cluster.telemetry import ProcessRates
 from boltlink.workers.channel import BOOT_FAILURE_EXIT, decode, encode
 
 log = logging.getLogger("boltlink.master")
 
 TAIL_LINES = 20
+MESSAGES_DRAIN_SECONDS = 1.0  # after an exit, how long its channel may take to give up its last lines
 
 
 def boltlink_command() -> list[str]:
@@ -61,8 +63,7 @@ class WorkerProcess:
         self.last_heartbeat = self.started_at
         self.version = "?"
         self.build = "?"
-        self.counters: dict[str, Any] = {}
-        self.requests_per_second = 0.0
+        self.rates = ProcessRates()  # its heartbeats' counts, and the rates made of them
         self.cpu_percent = 0.0
         self.rss = 0
         self.stop_reason: str | None = None  # set when the master stops it on purpose
@@ -75,7 +76,7 @@ class WorkerProcess:
         self._proc: asyncio.subprocess.Process | None = None
         self._psutil: psutil.Process | None = None
         self._channel: asyncio.StreamWriter | None = None
-        self._last_sample: tuple[float, int] | None = None
+        self._messages: asyncio.Task[None] | None = None
 
     async def spawn(self, command: list[str], hello: dict[str, Any], listen_sock: socket.socket | None,
                     on_line: Callable[[str, str], None], on_message: Callable[[WorkerProcess, dict], None],
@@ -103,7 +104,7 @@ class WorkerProcess:
         self._channel.write(encode({**hello, "master_pid": os.getpid()}))
         loop = asyncio.get_running_loop()
         loop.create_task(self._read_output(on_line))
-        loop.create_task(self._read_messages(reader, on_message))
+        self._messages = loop.create_task(self._read_messages(reader, on_message))
         loop.create_task(self._wait(on_exit))
 
     async def _read_output(self, on_line: Callable[[str, str], None]) -> None:
@@ -138,19 +139,15 @@ class WorkerProcess:
             on_message(self, message)
 
     def _take_heartbeat(self, message: dict[str, Any]) -> None:
-        now = time.monotonic()
-        self.last_heartbeat = now
-        self.counters = message
-        requests = int(message.get("requests", 0))
-        if self._last_sample is not None:
-            then, before = self._last_sample
-            if now > then:
-                self.requests_per_second = max(0.0, (requests - before) / (now - then))
-        self._last_sample = (now, requests)
+        self.last_heartbeat = time.monotonic()
+        self.rates.add(message, self.last_heartbeat)
 
     async def _wait(self, on_exit: Callable[[WorkerProcess, int], None]) -> None:
         assert self._proc is not None
         code = await self._proc.wait()
+        if self._messages is not None:
+            with contextlib.suppress(TimeoutError):  # its last heartbeat first: the final counts
+                await asyncio.wait_for(asyncio.shield(self._messages), MESSAGES_DRAIN_SECONDS)
         if self._channel is not None:
             self._channel.close()
         self.status = "stopped"
@@ -160,6 +157,12 @@ class WorkerProcess:
         on_exit(self, code)
 
     # -- control -------------------------------------------------------------
+
+    def answer(self, ask_id: Any, answer: dict[str, Any] | None = None, error: str | None = None) -> None:
+        """Reply to the worker's {"type": "ask"} on its channel."""
+        if self._channel is not None and not self._channel.is_closing():
+            reply = {"type": "answer", "id": ask_id, **({"error": error} if error else {"answer": answer})}
+            self._channel.write(encode(reply))
 
     def signal(self, signum: int) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -191,6 +194,15 @@ class WorkerProcess:
         return self.status == "online" and not self.exited.done()
 
     # -- what status shows -----------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        """Its latest heartbeat: counts since it started."""
+        return self.rates.counts
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.rates.requests_per_second
 
     @property
     def alive(self) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from boltlink import __version__, build_id
 from boltlink.cluster.process import WorkerProcess, boltlink_command, describe_exit
 from boltlink.cluster.roles import ROLES, Role, role_named
+from boltlink.cluster.telemetry import ClusterTelemetry
 from boltlink.config import Config
 from boltlink.errors import BoltlinkError, ClusterError, InvalidInput
 from boltlink.workers.balance import SlotAllocator
@@ -66,6 +67,7 @@ class Supervisor:
         self.phase = "starting"  # starting, running, stopping
         self.done = asyncio.Event()
         self.started_wall = time.time()
+        self.telemetry = ClusterTelemetry()
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         for role in ROLES:
@@ -164,10 +166,18 @@ class Supervisor:
         return process
 
     def _on_message(self, process: WorkerProcess, message: dict[str, Any]) -> None:
-        if message["type"] == "recycle" and self.phase == "running":
+        if message["type"] == "ask":
+            self._background(self._answer(process, message))
+        elif message["type"] == "recycle" and self.phase == "running":
             slot = self.slots.get(process.name)
             if slot is not None and slot.process is process:
                 self._background(self._replace_logged(slot, str(message.get("reason", "recycle"))))
+
+    async def _answer(self, process: WorkerProcess, message: dict[str, Any]) -> None:
+        if message.get("question") == "metrics":  # a scrape of /metrics on one API worker
+            process.answer(message.get("id"), await self.metrics())
+        else:
+            process.answer(message.get("id"), error=f"unknown question {message.get('question')!r}")
 
     def _on_spawn_failed(self, process: WorkerProcess, exc: OSError) -> None:
         self.live.discard(process)
@@ -180,6 +190,7 @@ class Supervisor:
 
     def _on_exit(self, process: WorkerProcess, code: int) -> None:
         self.live.discard(process)
+        self.telemetry.retire(process.counters)  # cluster-wide counters must not go backwards
         if process.balance_slot is not None:
             self.balance.release(process.balance_slot)
         slot = self.slots.get(process.name)
@@ -233,6 +244,7 @@ class Supervisor:
                 self._background(self._replace_logged(slot, reason))
         for process in self._unslotted():
             process.sample()
+        self.telemetry.tick(p.rates for p in self.live if p.role == "api")
 
     # -- graceful replacement ------------------------------------------------------------
 
@@ -275,11 +287,11 @@ class Supervisor:
     async def dispatch(self, command: str, args: dict[str, Any]) -> Any:
         """Run one control command; a bad one raises InvalidInput and never harms the master."""
         handlers = {"status": self.status, "stop": self.stop, "reload": self.reload,
-                    "restart": self.restart, "scale": self.scale, "ping": self.ping}
+                    "restart": self.restart, "scale": self.scale, "ping": self.ping, "metrics": self.metrics}
         handler = handlers.get(command)
         if handler is None:
             raise InvalidInput.field("command", f"unknown command '{command}' (known: {', '.join(handlers)})")
-        if self.phase == "stopping" and command not in ("status", "ping", "stop"):
+        if self.phase == "stopping" and command not in ("status", "ping", "stop", "metrics"):
             raise ClusterError("the cluster is stopping")
         try:
             return await handler(**args)
@@ -353,7 +365,13 @@ class Supervisor:
                        "uptime": time.time() - self.started_wall, "address": self._address(),
                        "data_dir": str(self.config.data_path)},
             "processes": rows,
+            "cluster": self.telemetry.summary([p.rates for p in self.live if p.role == "api"]),
         }
+
+    async def metrics(self) -> dict[str, Any]:
+        """Cluster-wide figures for /metrics (boltlink.metrics.render)."""
+        rows = (await self.status())["processes"]
+        return self.telemetry.snapshot([(p.role, p.rates) for p in self.live], rows)
 
     def _row(self, slot: Slot | None, process: WorkerProcess | None) -> dict[str, Any]:
         if slot is not None and slot.errored:
@@ -375,6 +393,9 @@ class Supervisor:
             "uptime": process.uptime() if alive else 0.0,
             "requests_per_second": round(process.requests_per_second, 1) if alive else 0.0,
             "requests": int(process.counters.get("requests", 0)) if process else 0,
+            **(process.rates.figures() if alive else {"p99_ms": None, "error_rate": 0.0}),  # type: ignore[union-attr]
+            "history": list(process.rates.history) if process else [],
+            "figures": _role_figures(process.counters) if process else {},
             "version": process.version if process else None,
             "build": process.build if process else None,
             "reason": slot.errored if slot else None,
@@ -401,6 +422,12 @@ class Supervisor:
             await self.dispatch(command, args)
         except BoltlinkError as exc:
             log.error("%s failed: %s", command, exc.detail)
+
+
+def _role_figures(counts: dict[str, Any]) -> dict[str, Any]:
+    """What a non-HTTP role reports beyond heartbeats (the aggregator: batch size, lag, events/s, backlog)."""
+    return {key: counts[key] for key in ("batch_size", "lag", "events_per_second", "backlog", "recorded")
+            if key in counts}
 
 
 def _scale_target(count: str, current: int) -> int:

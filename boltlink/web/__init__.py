@@ -11,9 +11,11 @@ from boltlink.events import create_sink
 from boltlink.events.base import EventSink
 from boltlink.store import create_store
 from boltlink.store.base import LinkStore
-from boltlink.web import docs, health, links, redirect, stats
+from boltlink.web import docs, health, links, metrics, redirect, stats
 from boltlink.web.problems import register_error_handlers
+from boltlink.web.request_log import RequestLogMiddleware
 from boltlink.web.state import AppState
+from boltlink.web.telemetry import TelemetryMiddleware, name_routes
 
 
 def create_app(config: Config, store: LinkStore | None = None, sink: EventSink | None = None) -> Quart:
@@ -43,10 +45,13 @@ def create_app(config: Config, store: LinkStore | None = None, sink: EventSink |
         app.after_serving(state.sink.close)
 
     register_error_handlers(app)
-    for module in (health, docs, links, stats, redirect):
+    for module in (health, docs, metrics, links, stats, redirect):
         app.register_blueprint(module.blueprint)
     if config.test_hooks:
         from boltlink.web import testhooks
 
         app.register_blueprint(testhooks.blueprint)
+    name_routes(app)
+    app.asgi_app = RequestLogMiddleware(app.asgi_app, access_log=config.access_log)  # type: ignore[method-assign]
+    app.asgi_app = TelemetryMiddleware(app.asgi_app, state.counters, state)  # type: ignore[method-assign]
     return app

@@ -52,6 +52,7 @@ async def follow(slug: str) -> Response:
         try:
             # Awaited before the response exists: once the visitor is redirected, the click is safe.
             await state.sink.emit(click_event(request, link, state.config, state.trusted))
+            state.counters.clicks_queued += 1
         except EventQueueError as exc:  # a full disk must not break redirects; /ready reports it
             log.error("%s", exc.detail)
     return Response(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from quart import current_app
 
@@ -10,6 +12,7 @@ from boltlink.config import Config
 from boltlink.events.base import EventSink
 from boltlink.store.base import LinkStore
 from boltlink.web.clicks import Network, trusted_networks
+from boltlink.web.telemetry import RequestCounters
 
 
 @dataclass
@@ -21,6 +24,10 @@ class AppState:
     # and a load balancer stops sending new requests first.
     draining: bool = False
     trusted: tuple[Network, ...] = field(default=())
+    counters: RequestCounters = field(default_factory=RequestCounters)
+    # Cluster-wide figures for /metrics (the master's, under a cluster); None: this process's own.
+    cluster_metrics: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    aggregator_figures: dict[str, Any] | None = None  # `serve` alone: its in-process aggregator's figures
 
     def __post_init__(self) -> None:
         self.trusted = trusted_networks(self.config)

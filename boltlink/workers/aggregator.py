@@ -44,27 +44,32 @@ async def run_aggregator(config: Config, stop: asyncio.Event, telemetry: Telemet
 
 
 class _Figures:
-    """What the aggregator reports with each heartbeat (see Telemetry)."""
+    """What the aggregator reports with each heartbeat (see Telemetry): from its start, idle or busy."""
 
     def __init__(self, telemetry: Telemetry, source: EventSource) -> None:
-        self.telemetry = telemetry
+        self.figures = telemetry.figures
         self.source = source
         self.recorded = 0
         self.window_start, self.window_events = time.monotonic(), 0
+        self.figures.update(batch_size=0, lag=0.0, recorded=0, events_per_second=0.0, backlog=source.backlog())
 
     def committed(self, batch: EventBatch, recorded: int) -> None:
         self.recorded += recorded
         self.window_events += len(batch.events)
         oldest = min((e.at for e in batch.events), default=None)
-        self.telemetry.figures.update(
+        self.figures.update(
             batch_size=len(batch.events),
             lag=max(0.0, time.time() - oldest) if oldest is not None else 0.0,
             recorded=self.recorded,
-            backlog=self.source.backlog(),
         )
+        self.tick()
+
+    def tick(self) -> None:
+        """After every read, empty ones too, so an idle aggregator shows 0 events/s rather than its last rate."""
         now = time.monotonic()
         if now - self.window_start >= 1.0:
-            self.telemetry.figures["events_per_second"] = round(self.window_events / (now - self.window_start), 1)
+            self.figures["events_per_second"] = round(self.window_events / (now - self.window_start), 1)
+            self.figures["backlog"] = self.source.backlog()
             self.window_start, self.window_events = now, 0
 
 
@@ -100,6 +105,8 @@ async def _consume(config: Config, store: ClickStore, source: EventSource, stop:
                     committing = _Commit(store, batch, visits)
                 else:
                     await source.ack(batch)  # even when empty: finished spool files get deleted while idle too
+                    figures.figures["lag"] = 0.0  # nothing waiting
+                    figures.tick()
             except BoltlinkError as exc:  # database or Redis away: what was not acked is read again
                 if committing is not None:
                     done, committing = committing, None

@@ -8,24 +8,26 @@ channel_fd: ready once serving, then a heartbeat with its counters each second.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
 from boltlink import __version__, build_id
 from boltlink.config import Config
-from boltlink.errors import ListenError
+from boltlink.errors import ListenError, MasterUnavailable
 from boltlink.events import create_sink
 from boltlink.store import create_store
 from boltlink.web import create_app
 from boltlink.web.state import AppState
-from boltlink.web.telemetry import RequestCounters, TelemetryMiddleware
+from boltlink.web.telemetry import RequestCounters
 from boltlink.workers import http_server
 from boltlink.workers.balance import ConnectionBoard
 from boltlink.workers.bootstrap import configure_logging, run_async
@@ -78,8 +80,7 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
     await sink.open()
     app = create_app(config, store, sink)
     state: AppState = app.extensions["boltlink"]
-    counters = RequestCounters()
-    app.asgi_app = TelemetryMiddleware(app.asgi_app, counters, state)  # type: ignore[method-assign]
+    counters = state.counters
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -102,6 +103,7 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
 
     if channel is not None:
         await channel.open(on_master_lost=lambda: begin_shutdown(0.0))
+        state.cluster_metrics = functools.partial(master_metrics, channel)
 
         @app.before_serving
         async def announce_ready() -> None:
@@ -116,7 +118,9 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
         from boltlink.workers.aggregator import run_aggregator
         from boltlink.workers.runtime import Telemetry
 
-        side_tasks.append(loop.create_task(run_aggregator(config, stop, Telemetry())))
+        aggregator = Telemetry()
+        state.aggregator_figures = aggregator.figures  # for /metrics
+        side_tasks.append(loop.create_task(run_aggregator(config, stop, aggregator)))
 
     hypercorn_config = HypercornConfig()
     hypercorn_config.backlog = config.backlog  # hypercorn re-listens with its own default of 100 otherwise
@@ -133,10 +137,20 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
         )
     finally:
         stop.set()
+        if channel is not None:  # the last counts, so cluster totals miss nothing this worker served
+            channel.send({"type": "heartbeat", **counters.snapshot()})
         await asyncio.gather(*side_tasks, return_exceptions=True)
         await sink.close()
         await store.close()
         log.info("stopped")
+
+
+async def master_metrics(channel: MasterChannel) -> dict[str, Any]:
+    """The cluster-wide figures for /metrics: the master sums every worker's heartbeats."""
+    try:
+        return await channel.ask("metrics")
+    except (ConnectionError, TimeoutError) as exc:
+        raise MasterUnavailable(f"the cluster master did not answer for /metrics: {exc or 'timed out'}") from None
 
 
 async def heartbeat(channel: MasterChannel, counters: RequestCounters, config: Config) -> None:

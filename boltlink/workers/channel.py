@@ -1,8 +1,10 @@
 """The line a worker keeps open to its cluster master: one JSON object per line, both ways.
 
 Worker -> master: {"type": "ready", ...}, {"type": "heartbeat", ...} about once a
-second, {"type": "recycle", "reason": ...}, {"type": "boot_failed", "error": ...}.
-Master -> worker: nothing after the first line, {"type": "hello", "config": {...}}.
+second, {"type": "recycle", "reason": ...}, {"type": "boot_failed", "error": ...},
+{"type": "ask", "id": n, "question": "metrics"}.
+Master -> worker: first {"type": "hello", "config": {...}}, then only
+{"type": "answer", "id": n, "answer": {...}} for each ask (or "error": "...").
 End of file means the master is gone: the worker then drains briefly and exits
 (an orphan must not keep serving, or holding the port).
 """
@@ -59,6 +61,8 @@ class MasterChannel:
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._writer: asyncio.StreamWriter | None = None
+        self._asked: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
 
     async def open(self, on_master_lost: Callable[[], None]) -> None:
         sock = socket.socket(fileno=self._fd)
@@ -66,8 +70,15 @@ class MasterChannel:
         asyncio.get_running_loop().create_task(self._watch(reader, on_master_lost))
 
     async def _watch(self, reader: asyncio.StreamReader, on_master_lost: Callable[[], None]) -> None:
-        while await reader.readline():
-            pass  # the master sends nothing after hello; EOF is the message
+        while line := await reader.readline():
+            message = decode(line)
+            if message is not None and message["type"] == "answer":
+                waiter = self._asked.pop(message.get("id"), None)  # type: ignore[arg-type]
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(message)
+        for waiter in self._asked.values():  # EOF: the master is gone, and so are its answers
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("the cluster master is gone"))
         log.warning("cluster master is gone: draining for %.0f s, then exiting", ORPHAN_GRACE_SECONDS)
         arm_orphan_exit()
         on_master_lost()
@@ -75,6 +86,20 @@ class MasterChannel:
     def send(self, message: dict[str, Any]) -> None:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(encode(message))
+
+    async def ask(self, question: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The master's answer to a question (e.g. "metrics"). Raises ConnectionError or TimeoutError."""
+        self._next_id += 1
+        ask_id = self._next_id
+        waiter = self._asked[ask_id] = asyncio.get_running_loop().create_future()
+        try:
+            self.send({"type": "ask", "id": ask_id, "question": question})
+            message = await asyncio.wait_for(waiter, timeout)
+        finally:
+            self._asked.pop(ask_id, None)
+        if "error" in message:
+            raise ConnectionError(str(message["error"]))
+        return message.get("answer") or {}
 
 
 _orphan_timer: threading.Timer | None = None

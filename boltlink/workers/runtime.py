@@ -60,3 +60,5 @@ async def _run(config: Config, main: RoleMain, channel_fd: int | None) -> None:
         telemetry.channel = MasterChannel(channel_fd)
         await telemetry.channel.open(on_master_lost=stop.set)
     await main(config, stop, telemetry)
+    if telemetry.channel is not None:  # the last figures, so cluster totals miss nothing this worker did
+        telemetry.channel.send({"type": "heartbeat", **telemetry.figures})
