@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from boltlink import __version__
-from boltlink.cli import apikey, cluster, links, logs, serve, settings, worker
+from boltlink.cli import apikey, cluster, links, logs, monit, serve, settings, worker
 from boltlink.cli.context import CliContext
 from boltlink.cli.output import err
 from boltlink.errors import BoltlinkError
@@ -59,7 +59,7 @@ cli.add_command(apikey.apikey)
 cli.add_command(links.links)
 cli.add_command(worker.worker)
 for command in (cluster.start_cluster, cluster.stop, cluster.status, cluster.reload, cluster.restart,
-                cluster.scale, cluster.startup, logs.logs):
+                cluster.scale, cluster.startup, logs.logs, monit.monit):
     cli.add_command(command)
 
 
