@@ -36,7 +36,8 @@ over HTTP with keep-alive:
 
 and p50/p99/max are printed with GOAL MET / GOAL MISSED for p99 < 50 ms.
 The answers are checked against the generated data (totals of each range,
-all 10 million clicks over the whole span, links.clicks): a mismatch exits 1.
+the link's top 10 values of each range, all 10 million clicks over the whole
+span, links.clicks): a mismatch exits 1.
 The scratch database, the temp dir and the server are always removed.
 """
 
@@ -65,7 +66,7 @@ import httpx
 
 from boltlink.apikeys import new_api_key
 from boltlink.store.base import NewLink
-from boltlink.store.clicks import DIRECT, UNKNOWN
+from boltlink.store.clicks import DIMENSIONS, DIRECT, UNKNOWN
 
 GOAL_P99_MS = 50.0
 HOUR, DAY = 3600, 86400
@@ -161,6 +162,7 @@ def single(rng: random.Random, dimension: str) -> str:
 class Data:
     """Rows as the aggregator would have left them (buckets in unix seconds)."""
 
+    big_id: int = 0
     hourly: dict[tuple[int, int], list[int]] = field(default_factory=dict)  # (link, hour) -> counts
     breakdown: list[tuple[int, int, str, str, int]] = field(default_factory=list)
     links: dict[int, list[int]] = field(default_factory=dict)  # link -> total, humans, bots
@@ -184,7 +186,7 @@ class Data:
 def generate(big_id: int, other_ids: list[int], clicks: int, other_clicks: int, days: int, now: float,
              seed: int) -> Data:
     rng = random.Random(seed)
-    data = Data()
+    data = Data(big_id=big_id)
     last_hour = int(now) // HOUR * HOUR
     hours = [last_hour - HOUR * i for i in range(days * 24)][::-1]
     # A daily rhythm (busiest in the afternoon UTC), some noise, and a slow rise over the span.
@@ -413,6 +415,7 @@ class Endpoint:
     path: str
     params: dict[str, str]
     expected: int  # totals.total the answer must show
+    expected_top: dict[str, list[dict[str, Any]]] | None = None  # the link's top 10 values, as the answer shows them
     latencies: list[float] = field(default_factory=list)
 
 
@@ -422,17 +425,31 @@ def endpoints(data: Data, now: float) -> list[Endpoint]:
     def iso(moment: datetime) -> str:
         return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
-    def in_range(by_hour: dict[int, int], start: datetime, step: int) -> int:
+    def buckets(start: datetime, step: int) -> tuple[int, int]:
         first = int(start.timestamp()) // step * step
-        stop = -(-int(math.ceil(end.timestamp())) // step) * step  # ranges cover every bucket they overlap
+        return first, -(-int(math.ceil(end.timestamp())) // step) * step  # ranges cover every bucket they overlap
+
+    def in_range(by_hour: dict[int, int], start: datetime, step: int) -> int:
+        first, stop = buckets(start, step)
         return sum(n for h, n in by_hour.items() if first <= h < stop)
+
+    def top_in_range(start: datetime, step: int) -> dict[str, list[dict[str, Any]]]:
+        first, stop = buckets(start, step)
+        sums: dict[str, dict[str, int]] = {dim: {} for dim in DIMENSIONS}
+        for link, hour, dimension, value, count in data.breakdown:
+            if link == data.big_id and first <= hour < stop:
+                sums[dimension][value] = sums[dimension].get(value, 0) + count
+        return {dim: [{"value": v, "count": c} for v, c in sorted(values.items(), key=lambda vc: (-vc[1], vc[0]))[:10]]
+                for dim, values in sums.items()}  # fmt: skip
 
     month, week = end - timedelta(days=30), end - timedelta(days=7)
     return [
         Endpoint("30-day daily", f"/api/v1/links/{BIG}/stats",
-                 {"granularity": "day", "from": iso(month), "to": iso(end)}, in_range(data.big_by_hour, month, DAY)),
+                 {"granularity": "day", "from": iso(month), "to": iso(end)}, in_range(data.big_by_hour, month, DAY),
+                 top_in_range(month, DAY)),
         Endpoint("7-day hourly", f"/api/v1/links/{BIG}/stats",
-                 {"granularity": "hour", "from": iso(week), "to": iso(end)}, in_range(data.big_by_hour, week, HOUR)),
+                 {"granularity": "hour", "from": iso(week), "to": iso(end)}, in_range(data.big_by_hour, week, HOUR),
+                 top_in_range(week, HOUR)),
         Endpoint("global (30 days)", "/api/v1/stats", {"from": iso(month), "to": iso(end)},
                  in_range(data.all_by_hour, month, DAY)),
     ]
@@ -471,6 +488,8 @@ async def measure(backend: Backend, key: str, data: Data, now: float, args: argp
                         got = body["totals"]["total"]
                         if got != endpoint.expected:
                             problems.append(f"{endpoint.name}: total {got:,}, generated {endpoint.expected:,}")
+                        if endpoint.expected_top is not None and body["top"] != endpoint.expected_top:
+                            problems.append(f"{endpoint.name}: top values differ from the generated breakdown")
                         shape = (f"{len(body['series'])} points, top values "
                                  f"{sum(len(v) for v in body['top'].values())}" if "series" in body
                                  else f"{len(body['top_links'])} top links of {body['links']}")
@@ -500,7 +519,7 @@ async def run_backend(name: str, work: Path, url: str | None, args: argparse.Nam
     for problem in problems:
         print(f"{name}: CHECK FAILED: {problem}")
     if not problems:
-        print(f"{name}: CHECK OK: every answer's totals equal the generated clicks")
+        print(f"{name}: CHECK OK: every answer's totals and top values equal the generated clicks")
     return problems
 
 

@@ -174,8 +174,11 @@ class Supervisor:
                 self._background(self._replace_logged(slot, str(message.get("reason", "recycle"))))
 
     async def _answer(self, process: WorkerProcess, message: dict[str, Any]) -> None:
-        if message.get("question") == "metrics":  # a scrape of /metrics on one API worker
+        question = message.get("question")
+        if question == "metrics":  # a scrape of /metrics on one API worker
             process.answer(message.get("id"), await self.metrics())
+        elif question == "status":  # the web UI's cluster view, through the API
+            process.answer(message.get("id"), await self.status())
         else:
             process.answer(message.get("id"), error=f"unknown question {message.get('question')!r}")
 

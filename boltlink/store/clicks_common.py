@@ -13,9 +13,12 @@ Counts are per bucket, so a point counts its whole hour or day.
 
 Where reads come from. Granularity "day": clicks_daily/breakdown_daily for
 days before the rollup watermark, the hourly tables from it on. Granularity
-"hour": the hourly tables only, series and top values alike, so hours that
+"hour": the hourly tables, series and top values alike, so hours that
 prune() removed (only ones before the watermark) read as zero: hourly detail
-lasts as long as hourly retention. global_stats works like "day".
+lasts as long as hourly retention. global_stats works like "day". The SQL
+stores read the top values of rolled-up days mostly inside an hourly range
+from breakdown_daily (see breakdown_parts): the same sums, and a day has about
+as many daily rows as one hour has hourly ones.
 
 Late visits. A visit for a day already rolled up is added to the daily
 tables as well as to the hourly ones, so reads stay exact whenever it comes.
@@ -178,6 +181,9 @@ class Plan:
     Days before the rollup watermark come from the daily tables; everything
     from the watermark on (and every hour, for hourly granularity) from the
     hourly tables. Ranges are [first, stop) in unix seconds; None when empty.
+    For hourly granularity, `rolled` spans the days before the watermark
+    that are more than half inside the range: breakdown_parts may read
+    their top values from the daily rows.
     """
 
     step: int
@@ -185,10 +191,19 @@ class Plan:
     stop: int
     daily: tuple[int, int] | None
     hourly: tuple[int, int] | None
+    rolled: tuple[int, int] | None = None
 
     @property
     def buckets(self) -> range:
         return range(self.first, self.stop, self.step)
+
+    @property
+    def hours_read(self) -> tuple[int, int] | None:
+        """The clicks_hourly rows to read: the hourly part, widened to whole `rolled` days (breakdown_parts
+        checks each such day's hourly totals against its daily total); link_stats ignores the extra hours."""
+        if self.hourly is None or self.rolled is None:
+            return self.hourly
+        return min(self.hourly[0], self.rolled[0]), max(self.hourly[1], self.rolled[1])
 
 
 def plan(start: datetime, end: datetime, granularity: Granularity | str, watermark: int | None) -> Plan:
@@ -197,17 +212,75 @@ def plan(start: datetime, end: datetime, granularity: Granularity | str, waterma
     first, stop = floor(epoch(start), step), ceil(end_seconds, step)
     if stop <= first or utc(end) <= utc(start):  # an empty range covers no bucket
         return Plan(step, first, first, None, None)
-    if step == HOUR or watermark is None or watermark <= first:
+    if step == HOUR:
+        return Plan(step, first, stop, None, (first, stop), _rolled_days(first, stop, watermark))
+    if watermark is None or watermark <= first:
         return Plan(step, first, stop, None, (first, stop))
     if watermark >= stop:
         return Plan(step, first, stop, (first, stop), None)
     return Plan(step, first, stop, (first, watermark), (watermark, stop))
 
 
+def _mostly_inside(day: int, first: int, stop: int) -> bool:
+    """More than half of the day's hours are in [first, stop): its daily rows minus the hours outside
+    are then fewer rows to sum than the hours inside (values repeat from hour to hour, so a day has
+    not many more rows than an hour: ~560 against ~500 in scripts/bench_stats.py)."""
+    return min(stop, day + DAY) - max(first, day) > DAY // 2
+
+
+def _rolled_days(first: int, stop: int, watermark: int | None) -> tuple[int, int] | None:
+    if watermark is None:
+        return None
+    # Only the two edge days can be partly inside, so the chosen days are one run.
+    days = [d for d in range(floor(first, DAY), min(stop, watermark), DAY) if _mostly_inside(d, first, stop)]
+    return (days[0], days[-1] + DAY) if days else None
+
+
+Part = tuple[str, int, int, int]  # (table "daily" | "hourly", start, stop, sign): breakdown rows to add or subtract
+
+
+def breakdown_parts(plan: Plan, hourly_rows: Iterable[Sequence[int]],
+                    daily_rows: Iterable[Sequence[int]]) -> list[Part]:
+    """Where a range's top values are read from: the signed sums of these parts' breakdown rows.
+
+    hourly_rows: (hour, total, ...) clicks_hourly rows over plan.hours_read; daily_rows: (day, total)
+    clicks_daily rows over plan.rolled. A rolled day of an hourly range is read as its daily rows
+    minus the hours outside the range, but only when its hourly rows are all there, i.e. its hourly
+    totals sum to its daily total: prune deletes hourly counter and breakdown rows together, and late
+    visits add to both tables alike, so equal totals mean equal breakdowns. A day prune thinned reads
+    its remaining hourly rows, as it always did.
+    """
+    if plan.rolled is None:
+        return [(table, *part, 1) for table, part in (("daily", plan.daily), ("hourly", plan.hourly)) if part]
+    per_day: dict[int, int] = {}
+    for row in hourly_rows:
+        day = floor(row[0], DAY)
+        per_day[day] = per_day.get(day, 0) + row[1]
+    daily = {row[0]: row[1] for row in daily_rows}
+    complete = {day for day in range(*plan.rolled, DAY) if per_day.get(day, 0) == daily.get(day, 0)}
+    parts: list[Part] = []
+    for day in range(floor(plan.first, DAY), plan.stop, DAY):
+        low, high = max(plan.first, day), min(plan.stop, day + DAY)
+        if day in complete:
+            parts.append(("daily", day, day + DAY, 1))
+            parts += [("hourly", a, b, -1) for a, b in ((day, low), (high, day + DAY)) if a < b]
+        else:
+            parts.append(("hourly", low, high, 1))
+    merged: list[Part] = []
+    for part in sorted(parts):
+        last = merged[-1] if merged else None
+        if last and (last[0], last[3], last[2]) == (part[0], part[3], part[1]):
+            merged[-1] = (last[0], last[1], part[2], last[3])
+        else:
+            merged.append(part)
+    return merged
+
+
 def link_stats(plan: Plan, rows: Iterable[tuple[int, int, int, int, int]],
                values: Iterable[tuple[str, str, int]], top: int) -> LinkStats:
     """Statistics from counter rows (bucket start, total, humans, bots, visitors) and
-    breakdown rows (dimension, value, count); rows may repeat a bucket or a value: they are summed."""
+    breakdown rows (dimension, value, count); rows may repeat a bucket or a value: they are summed.
+    Counter rows of buckets outside the range are ignored."""
     buckets: dict[int, Counts] = {b: [0, 0, 0, 0] for b in plan.buckets}
     for start, total, humans, bots, visitors in rows:
         counts = buckets.get(floor(start, plan.step))
@@ -223,7 +296,8 @@ def link_stats(plan: Plan, rows: Iterable[tuple[int, int, int, int, int]],
 
 
 def top_values(rows: Iterable[tuple[str, str, int]], top: int) -> dict[str, list[tuple[str, int]]]:
-    """Per dimension, the `top` values by count (desc), ties by value; every dimension present."""
+    """Per dimension, the `top` values by count (desc), ties by value; every dimension present.
+    Values that sum to zero (a day's rows minus its hours outside the range) are left out."""
     sums: dict[str, dict[str, int]] = {dim: {} for dim in DIMENSIONS}
     for dim, value, count in rows:
         per_dim = sums.setdefault(dim, {})

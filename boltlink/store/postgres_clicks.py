@@ -21,6 +21,7 @@ from boltlink.store.clicks import ClickStore, GlobalStats, Granularity, LinkStat
 from boltlink.store.clicks_common import (
     DAY,
     HOUR,
+    breakdown_parts,
     check_limit,
     decode_cursor,
     encode_cursor,
@@ -48,8 +49,17 @@ def to_date(seconds: int) -> date:
     return _EPOCH_DAY + timedelta(days=seconds // DAY)
 
 
-def _bucket(kind: str) -> Callable[[int], Any]:
-    return instant if kind == "hour" else to_date
+# The bucket column of the *_daily and *_hourly tables, and its start in unix seconds.
+_BUCKET = {
+    "daily": ("day", "(day - DATE '1970-01-01')::bigint * 86400"),
+    "hourly": ("hour", "extract(epoch FROM hour)::bigint"),
+}
+
+
+def _bounds(table: str, low: int, high: int) -> tuple[Any, Any]:
+    """[low, high) unix seconds as the bucket column's type (date or timestamptz)."""
+    convert: Callable[[int], Any] = to_date if table == "daily" else instant
+    return convert(low), convert(high)
 
 
 class PostgresClickStore(ClickStore):
@@ -99,22 +109,24 @@ class PostgresClickStore(ClickStore):
         values: list[Any] = []
         async with self._transaction(isolation="repeatable_read", readonly=True) as conn:
             span = plan(start, end, granularity, await watermark(conn))
-            for part, table, bucket, seconds in (
-                (span.daily, "daily", "day", "(day - DATE '1970-01-01')::bigint * 86400"),
-                (span.hourly, "hourly", "hour", "extract(epoch FROM hour)::bigint"),
-            ):
-                if part is None:
-                    continue
-                bounds = [_bucket(bucket)(part[0]), _bucket(bucket)(part[1])]
-                rows += await conn.fetch(
-                    f"SELECT {seconds}, total, humans, bots, visitors FROM clicks_{table}"
-                    f" WHERE link_id = $1 AND {bucket} >= $2 AND {bucket} < $3",
-                    link_id, *bounds,
-                )  # fmt: skip
+            for part, table in ((span.daily, "daily"), (span.hours_read, "hourly")):
+                if part is not None:
+                    column, seconds = _BUCKET[table]
+                    rows += await conn.fetch(
+                        f"SELECT {seconds}, total, humans, bots, visitors FROM clicks_{table}"
+                        f" WHERE link_id = $1 AND {column} >= $2 AND {column} < $3",
+                        link_id, *_bounds(table, *part),
+                    )  # fmt: skip
+            days = [] if span.rolled is None else await conn.fetch(
+                f"SELECT {_BUCKET['daily'][1]}, total FROM clicks_daily WHERE link_id = $1 AND day >= $2 AND day < $3",
+                link_id, *_bounds("daily", *span.rolled),
+            )  # fmt: skip
+            for table, low, high, sign in breakdown_parts(span, rows, days):
+                column = _BUCKET[table][0]
                 values += await conn.fetch(
-                    f"SELECT dimension, value, sum(count)::bigint FROM breakdown_{table}"
-                    f" WHERE link_id = $1 AND {bucket} >= $2 AND {bucket} < $3 GROUP BY dimension, value",
-                    link_id, *bounds,
+                    f"SELECT dimension, value, sum(count)::bigint * $4 FROM breakdown_{table}"
+                    f" WHERE link_id = $1 AND {column} >= $2 AND {column} < $3 GROUP BY dimension, value",
+                    link_id, *_bounds(table, low, high), sign,
                 )  # fmt: skip
         return link_stats(span, rows, values, top)
 

@@ -28,6 +28,7 @@ from boltlink.store.clicks import (
 from boltlink.store.clicks_common import (
     DAY,
     HOUR,
+    breakdown_parts,
     check_limit,
     decode_cursor,
     encode_cursor,
@@ -45,6 +46,7 @@ from boltlink.store.sqlite_record import VISIT_COLUMNS, record
 PRUNE_LINKS_PER_TRANSACTION = 500
 
 _LINK_TABLES = ("visits", "clicks_hourly", "clicks_daily", "breakdown_hourly", "breakdown_daily", "visitors_daily")
+_BUCKET = {"daily": "day", "hourly": "hour"}  # the bucket column of the *_daily and *_hourly tables
 
 
 class SqliteClickStore(ClickStore):
@@ -79,19 +81,26 @@ class SqliteClickStore(ClickStore):
         def job(conn: sqlite3.Connection) -> LinkStats:
             with db.read(conn):  # the watermark and the rows from one snapshot
                 span = plan(start, end, granularity, watermark(conn))
-                rows, values = [], []
-                for part, table, bucket in ((span.daily, "daily", "day"), (span.hourly, "hourly", "hour")):
-                    if part is None:
-                        continue
-                    rows += conn.execute(
-                        f"SELECT {bucket}, total, humans, bots, visitors FROM clicks_{table}"
-                        f" WHERE link_id = ? AND {bucket} >= ? AND {bucket} < ?",
-                        (link_id, *part),
-                    ).fetchall()
+                rows = []
+                for part, table in ((span.daily, "daily"), (span.hours_read, "hourly")):
+                    if part is not None:
+                        rows += conn.execute(
+                            f"SELECT {_BUCKET[table]}, total, humans, bots, visitors FROM clicks_{table}"
+                            f" WHERE link_id = ? AND {_BUCKET[table]} >= ? AND {_BUCKET[table]} < ?",
+                            (link_id, *part),
+                        ).fetchall()
+                days = [] if span.rolled is None else conn.execute(
+                    "SELECT day, total FROM clicks_daily WHERE link_id = ? AND day >= ? AND day < ?",
+                    (link_id, *span.rolled),
+                ).fetchall()
+                values = []
+                for table, low, high, sign in breakdown_parts(span, rows, days):
+                    # SQLite sorts every row to group them: most of an hourly view's time (see breakdown_parts).
                     values += conn.execute(
-                        f"SELECT dimension, value, sum(count) FROM breakdown_{table}"
-                        f" WHERE link_id = ? AND {bucket} >= ? AND {bucket} < ? GROUP BY dimension, value",
-                        (link_id, *part),
+                        f"SELECT dimension, value, sum(count) * ? FROM breakdown_{table}"
+                        f" WHERE link_id = ? AND {_BUCKET[table]} >= ? AND {_BUCKET[table]} < ?"
+                        " GROUP BY dimension, value",
+                        (sign, link_id, low, high),
                     ).fetchall()
             return link_stats(span, rows, values, top)
 

@@ -27,6 +27,8 @@ class AppState:
     counters: RequestCounters = field(default_factory=RequestCounters)
     # Cluster-wide figures for /metrics (the master's, under a cluster); None: this process's own.
     cluster_metrics: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    # The master's status (what `status --json` prints), under a cluster; None for `serve` alone.
+    cluster_status: Callable[[], Awaitable[dict[str, Any]]] | None = None
     aggregator_figures: dict[str, Any] | None = None  # `serve` alone: its in-process aggregator's figures
 
     def __post_init__(self) -> None:

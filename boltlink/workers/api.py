@@ -103,7 +103,8 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
 
     if channel is not None:
         await channel.open(on_master_lost=lambda: begin_shutdown(0.0))
-        state.cluster_metrics = functools.partial(master_metrics, channel)
+        state.cluster_metrics = functools.partial(ask_master, channel, "metrics")
+        state.cluster_status = functools.partial(ask_master, channel, "status")
 
         @app.before_serving
         async def announce_ready() -> None:
@@ -145,12 +146,12 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
         log.info("stopped")
 
 
-async def master_metrics(channel: MasterChannel) -> dict[str, Any]:
-    """The cluster-wide figures for /metrics: the master sums every worker's heartbeats."""
+async def ask_master(channel: MasterChannel, question: str) -> dict[str, Any]:
+    """What only the master knows: cluster-wide figures ("metrics", summed heartbeats) or "status"."""
     try:
-        return await channel.ask("metrics")
+        return await channel.ask(question)
     except (ConnectionError, TimeoutError) as exc:
-        raise MasterUnavailable(f"the cluster master did not answer for /metrics: {exc or 'timed out'}") from None
+        raise MasterUnavailable(f"the cluster master did not answer ({question}): {exc or 'timed out'}") from None
 
 
 async def heartbeat(channel: MasterChannel, counters: RequestCounters, config: Config) -> None:

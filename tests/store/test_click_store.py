@@ -373,6 +373,57 @@ async def test_prune_removes_old_visits_and_hourly_rows_but_keeps_the_counts(sto
     assert link is not None and link.clicks_total == 100
 
 
+async def test_hourly_top_values_are_the_hourly_rows_sums_across_rolled_up_days(store: Store) -> None:
+    # The SQL stores read rolled-up days mostly inside an hourly range from the daily breakdown rows
+    # (minus the hours outside the range): the answer must be what the hourly rows alone give.
+    link_id = await new_link(store, "a")
+    other = await new_link(store, "b")
+    visits = [
+        visit(f"e{i}", link_id, DAY0 + timedelta(minutes=20 * i + 7), referrer_host=f"h{i * 5 % 17}.example",
+              browser=f"B{i * 7 % 11}", os=["Linux", "iOS", None][i % 3], device=f"D{i % 4}",
+              country=f"C{i * 3 % 13}", bot=i % 5 == 0)
+        for i in range(5 * 72)  # every 20 minutes for 5 days
+    ] + [visit(f"o{i}", other, DAY0 + timedelta(hours=5 * i), browser="Other") for i in range(24)]  # fmt: skip
+    await store.record_clicks(visits)
+    assert await store.rollup_daily(DAY0 + timedelta(days=3)) == 3
+    late = visit("late", link_id, DAY0 + timedelta(days=1, hours=22, minutes=1), browser="Late")
+    await store.record_clicks([late])  # in the daily and the hourly tables
+    mine = [v for v in visits if v.link_id == link_id] + [late]
+
+    def h(days: int, hours: int) -> datetime:
+        return DAY0 + timedelta(days=days, hours=hours)
+
+    ranges = [
+        (h(0, 5), h(4, 7)),  # 19 hours of day 0, days 1-2, hours past the watermark
+        (h(0, 20), h(2, 3)),  # a few hours at both edges
+        (h(1, 2), h(2, 22)),  # ends mid-day before the watermark
+        (h(1, 3), h(1, 21)),  # inside one rolled-up day
+        (h(0, 0), h(3, 0)),  # exactly the rolled-up days
+        (h(-1, 0), h(6, 0)),  # beyond the clicks on both sides
+        (h(2, 13), h(3, 11)),  # across the watermark
+        (h(0, 4) + timedelta(minutes=30), h(2, 9) + timedelta(seconds=1)),  # unaligned ends
+    ]
+
+    async def check(chosen: list[Visit]) -> None:
+        for start, end in ranges:
+            last = end.replace(minute=0, second=0, microsecond=0)  # the range covers every hour it overlaps
+            expected = in_range(chosen, start.replace(minute=0, second=0, microsecond=0),
+                                last if last == end else last + timedelta(hours=1))  # fmt: skip
+            stats = await store.link_stats(link_id, start, end, "hour", top=100)
+            assert (stats.top, stats.total) == (expected_top(expected), len(expected)), (start, end)
+
+    await check(mine)
+    # Pruned hours read as zero, as before, also in a day whose daily rows still count them ...
+    cut = h(1, 6)
+    await store.prune(visits_before=DAY0, hourly_before=cut)
+    kept = [v for v in mine if v.at >= cut]
+    await check(kept)
+    # ... and when a late visit brings a pruned hour back.
+    again = visit("again", link_id, h(1, 2), browser="Again")
+    await store.record_clicks([again])
+    await check([*kept, again])
+
+
 async def test_list_visits_pages_newest_first_with_a_cursor(store: Store) -> None:
     link_id = await new_link(store, "a")
     other = await new_link(store, "b")
