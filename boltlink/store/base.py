@@ -147,6 +147,14 @@ class LinkStore(abc.ABC):
     async def ping(self) -> None:
         """Raise StoreUnavailable when the backend cannot answer a trivial query."""
 
+    @abc.abstractmethod
+    async def links_version(self) -> int:
+        """A number that moves whenever a link is created, deleted, or changed in a way a redirect notices.
+
+        Shared by every process using the store (a row the database's triggers
+        keep), so an in-memory link cache knows when to forget (link_cache.py).
+        """
+
     # links -----------------------------------------------------------------
 
     @abc.abstractmethod

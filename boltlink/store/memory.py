@@ -22,6 +22,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
         self._links: dict[str, Link] = {}
         self._keys: dict[str, ApiKey] = {}
         self._next_id = 1
+        self._version = 0  # links_version(): moves with every create, update and delete
         # Pretends to hold the SQLite schema, so migrate() reports like the real backends.
         self._versions: set[int] = set()
         self._init_clicks()
@@ -45,6 +46,10 @@ class MemoryStore(LinkStore, MemoryClickStore):
 
     async def ping(self) -> None:
         self._check_open()
+
+    async def links_version(self) -> int:
+        self._check_open()
+        return self._version
 
     def _check_open(self) -> None:
         if not self._open:
@@ -73,6 +78,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
         )
         self._next_id += 1
         self._links[link.slug] = link
+        self._version += 1
         return link
 
     async def get_link(self, slug: str) -> Link | None:
@@ -97,6 +103,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
             return link
         updated = dataclasses.replace(link, **clean, updated_at=now())  # type: ignore[arg-type]
         self._links[slug] = updated
+        self._version += 1
         return updated
 
     async def delete_link(self, slug: str) -> bool:
@@ -104,6 +111,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
         link = self._links.pop(slug, None)
         if link is not None:
             self._forget_link(link.id)
+            self._version += 1
         return link is not None
 
     async def consume_click(self, slug: str) -> bool:

@@ -151,6 +151,10 @@ class PostgresStore(LinkStore, PostgresClickStore):
         async with self._connection() as conn:
             await conn.fetchval("SELECT 1")
 
+    async def links_version(self) -> int:
+        async with self._connection() as conn:
+            return await conn.fetchval("SELECT version FROM link_changes")
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; errors inside the block come out as boltlink errors."""

@@ -80,6 +80,9 @@ class SqliteStore(LinkStore, SqliteClickStore):
     async def ping(self) -> None:
         await self._call(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
 
+    async def links_version(self) -> int:
+        return await self._call(lambda conn: conn.execute("SELECT version FROM link_changes").fetchone()[0])
+
     async def _call(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run job(connection) on the worker thread; driver errors come back as boltlink errors."""
         executor = self._executor

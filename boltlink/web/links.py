@@ -115,7 +115,9 @@ async def get_link(slug: str) -> LinkOut:
 async def update_link(slug: str, data: LinkPatch) -> LinkOut:
     """Change some of a link's fields. The slug itself cannot change."""
     changes = data.model_dump(exclude_unset=True)
-    link = await shortener.update_link(app_state().store, slug, changes, link_rules())
+    state = app_state()
+    link = await shortener.update_link(state.store, slug, changes, link_rules())
+    state.links.forget(slug)  # at once here; the other workers within a second (link_cache.py)
     if link is None:
         raise LinkNotFound(slug)
     return LinkOut.of(link, short_base())
@@ -126,7 +128,10 @@ async def update_link(slug: str, data: LinkPatch) -> LinkOut:
 @document_response(Problem, 404)
 async def delete_link(slug: str) -> Response:
     """Delete a link; its short URL answers 404 from then on."""
-    if not await app_state().store.delete_link(slug):
+    state = app_state()
+    deleted = await state.store.delete_link(slug)
+    state.links.forget(slug)
+    if not deleted:
         raise LinkNotFound(slug)
     return Response("", status=204)
 

@@ -35,7 +35,7 @@ async def follow(slug: str) -> Response:
         raise LinkNotFound(slug)
     state = app_state()
     store = state.store
-    link = await store.get_link(slug)
+    link = await state.links.get(slug)
     if link is None:
         raise LinkNotFound(slug)
     if link.is_expired(datetime.now(timezone.utc)):

@@ -11,6 +11,7 @@ from quart import current_app
 from boltlink.config import Config
 from boltlink.events.base import EventSink
 from boltlink.store.base import LinkStore
+from boltlink.store.link_cache import LinkCache
 from boltlink.web.clicks import Network, trusted_networks
 from boltlink.web.telemetry import RequestCounters
 
@@ -25,6 +26,7 @@ class AppState:
     draining: bool = False
     trusted: tuple[Network, ...] = field(default=())
     counters: RequestCounters = field(default_factory=RequestCounters)
+    links: LinkCache = field(init=False)  # the redirect path's view of the store
     # Cluster-wide figures for /metrics (the master's, under a cluster); None: this process's own.
     cluster_metrics: Callable[[], Awaitable[dict[str, Any]]] | None = None
     # The master's status (what `status --json` prints), under a cluster; None for `serve` alone.
@@ -33,6 +35,7 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.trusted = trusted_networks(self.config)
+        self.links = LinkCache(self.store)
 
 
 def app_state() -> AppState:
