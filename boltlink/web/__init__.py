@@ -12,6 +12,7 @@ from boltlink.events.base import EventSink
 from boltlink.store import create_store
 from boltlink.store.base import LinkStore
 from boltlink.web import docs, health, links, metrics, redirect, stats
+from boltlink.web.fast_redirect import FastRedirect
 from boltlink.web.problems import register_error_handlers
 from boltlink.web.request_log import RequestLogMiddleware
 from boltlink.web.state import AppState
@@ -52,6 +53,7 @@ def create_app(config: Config, store: LinkStore | None = None, sink: EventSink |
 
         app.register_blueprint(testhooks.blueprint)
     name_routes(app)
+    app.asgi_app = FastRedirect(app.asgi_app, state)  # type: ignore[method-assign]
     app.asgi_app = RequestLogMiddleware(app.asgi_app, access_log=config.access_log)  # type: ignore[method-assign]
     app.asgi_app = TelemetryMiddleware(app.asgi_app, state.counters, state)  # type: ignore[method-assign]
     return app

@@ -6,8 +6,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Sequence
-
-from quart import Request
+from typing import Any
 
 from boltlink.config import Config
 from boltlink.events.model import REFERRER_MAX, USER_AGENT_MAX, ClickEvent, new_event_id
@@ -23,12 +22,11 @@ def trusted_networks(config: Config) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in config.trusted_proxies)
 
 
-def client_address(request: Request, trusted: Sequence[Network]) -> str | None:
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
     """The visitor's address: X-Forwarded-For is believed only as far as it passes trusted proxies."""
-    peer = request.remote_addr
     if not trusted or not peer or not _is_trusted(peer, trusted):
         return peer
-    forwarded = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    forwarded = [hop.strip() for hop in (forwarded_for or "").split(",") if hop.strip()]
     for hop in reversed(forwarded):  # the right end was added by the proxy nearest to us
         if not _is_trusted(hop, trusted):
             # Fix: a hop that is no address ("unknown", a typo) was returned as the client's address.
@@ -67,17 +65,25 @@ def anonymize(address: str | None, mode: str) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
-def country_of(request: Request, config: Config) -> str | None:
-    if not config.trusted_country_header:
-        return None
-    value = request.headers.get(config.trusted_country_header, "").strip().upper()
+def country_of(header: str | None) -> str | None:
+    """The two-letter code from the trusted proxy's country header, when it is one."""
+    value = (header or "").strip().upper()
     # Fix: isascii() too, or "ÄÖ" (any two non-ASCII letters) passed as a country code.
     return value if len(value) == 2 and value.isascii() and value.isalpha() and value not in ("XX", "ZZ") else None
 
 
-def click_event(request: Request, link: Link, config: Config, trusted: Sequence[Network]) -> ClickEvent:
-    user_agent = request.headers.get("User-Agent")
-    referrer = request.headers.get("Referer")
+def click_event(scope: dict[str, Any], link: Link, config: Config, trusted: Sequence[Network]) -> ClickEvent:
+    """The click of one redirect, from its ASGI scope (Quart's request.scope, or the fast path's)."""
+    wanted = {b"user-agent": None, b"referer": None, b"x-forwarded-for": None}
+    country_header = config.trusted_country_header.lower().encode("latin-1") if config.trusted_country_header else None
+    if country_header is not None:
+        wanted[country_header] = None
+    for name, value in scope["headers"]:
+        if name in wanted and wanted[name] is None:  # the first one, as Quart's headers.get() answers
+            wanted[name] = value.decode("latin-1")
+    user_agent, referrer = wanted[b"user-agent"], wanted[b"referer"]
+    client = scope.get("client")
+    peer = client[0] if client else None
     return ClickEvent(
         id=new_event_id(),
         link_id=link.id,
@@ -85,6 +91,6 @@ def click_event(request: Request, link: Link, config: Config, trusted: Sequence[
         referrer=referrer[:REFERRER_MAX] if referrer else None,
         user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
         bot=is_bot(user_agent),
-        ip=anonymize(client_address(request, trusted), config.ip_anonymization),
-        country=country_of(request, config),
+        ip=anonymize(client_address(peer, wanted[b"x-forwarded-for"], trusted), config.ip_anonymization),
+        country=country_of(wanted[country_header]) if country_header is not None else None,
     )

@@ -16,7 +16,8 @@ from boltlink.events.spool import spool_files
 from boltlink.store.base import NewLink
 from boltlink.store.memory import MemoryStore
 from boltlink.web import create_app
-from boltlink.web.clicks import anonymize, client_address, country_of, trusted_networks
+from boltlink.web import clicks
+from boltlink.web.clicks import anonymize, trusted_networks
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
@@ -25,6 +26,16 @@ GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.
 def request(peer: str | None, **headers: str) -> Any:
     """What client_address and country_of read from a Quart request."""
     return SimpleNamespace(remote_addr=peer, headers=Headers([(k.replace("_", "-"), v) for k, v in headers.items()]))
+
+
+def client_address(req: Any, trusted: Any) -> str | None:
+    return clicks.client_address(req.remote_addr, req.headers.get("X-Forwarded-For"), trusted)
+
+
+def country_of(req: Any, config: Config) -> str | None:
+    """As click_event reads it: only from the configured header."""
+    header = config.trusted_country_header
+    return clicks.country_of(req.headers.get(header)) if header else None
 
 
 def trusting(*proxies: str):
