@@ -38,6 +38,7 @@ from boltlink.store.clicks_common import DAY, Tally, tally
 VISIT_COLUMNS = (
     "event_id, link_id, at, referrer, referrer_host, user_agent, browser, os, device, bot, ip, country, visitor"
 )
+_VISIT_COLUMN_NAMES = [name.strip() for name in VISIT_COLUMNS.split(",")]
 _INSERT_VISITS = f"""
 INSERT INTO visits ({VISIT_COLUMNS})
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -102,18 +103,17 @@ async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[t
             # (bench_aggregator.py, PostgreSQL: record_clicks 8.4 -> 7.x s for 200,000 events). The sums
             # assume every visit is new, as all are but in a replayed batch; if some were not, they are
             # made again from the new ones below, so what is stored does not change.
-            insert = asyncio.ensure_future(conn.fetch(_INSERT_VISITS, *_columns([
+            insert = asyncio.ensure_future(_insert_visits(conn, [
                 (v.event_id, v.link_id, v.at, v.referrer, v.referrer_host, v.user_agent,
                  v.browser, v.os, v.device, v.bot, v.ip, v.country, v.visitor)
                 for v in candidates
-            ], 13)))  # fmt: skip
+            ]))  # fmt: skip
             try:
                 await asyncio.sleep(0)  # let it send the statement before the CPU work below
                 prepared = _Prepared.of(candidates)
             finally:
-                inserted = await insert  # awaited whatever happens: never two statements at once
-            ids = {r[0] for r in inserted}
-            if len(ids) < len(candidates):
+                ids = await insert  # awaited whatever happens: never two statements at once
+            if ids is not None:  # a replayed batch: only some were new
                 new = [v for v in candidates if v.event_id in ids]
                 prepared = _Prepared.of(new) if new else None
             else:
@@ -135,6 +135,24 @@ async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[t
             _json(positions),
         )
     return len(new)
+
+
+async def _insert_visits(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> set[str] | None:
+    """Store the visits; None when every one was new, else the event ids that were.
+
+    Speed: COPY (binary) takes a batch in about half the server time of INSERT ...
+    SELECT unnest() (5,000 rows: 27-48 ms against 80-90 ms, measured), but it
+    cannot skip rows that exist. Batches are new but after a crash, so COPY
+    first, in a savepoint; a duplicate event id undoes only the COPY, and the
+    batch goes again through INSERT ... ON CONFLICT DO NOTHING.
+    """
+    try:
+        async with conn.transaction():  # a savepoint inside record()'s transaction
+            await conn.copy_records_to_table("visits", records=rows, columns=_VISIT_COLUMN_NAMES)
+        return None
+    except asyncpg.UniqueViolationError:
+        inserted = await conn.fetch(_INSERT_VISITS, *_columns(rows, 13))
+        return {r[0] for r in inserted}
 
 
 @dataclass
