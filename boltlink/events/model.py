@@ -49,6 +49,14 @@ class ClickEvent:
         """Raises ValueError on anything that is not an encoded event."""
         try:
             data: Any = json.loads(line)
+        except RecursionError as exc:  # Fix: deep nesting escaped as a crash
+            raise ValueError(f"not a click event: {exc!r}") from None
+        return cls.from_data(data)
+
+    @classmethod
+    def from_data(cls, data: Any) -> ClickEvent:
+        """The event a decoded JSON line holds. Raises ValueError on anything else."""
+        try:
             event = cls(id=str(data["i"]), link_id=int(data["l"]), at=float(data["t"]), referrer=data["r"],
                         user_agent=data["u"], bot=bool(data["b"]), ip=data["a"], country=data["c"])
         # Fix: "Infinity" (OverflowError) and deep nesting (RecursionError) escaped as crashes.
@@ -60,3 +68,33 @@ class ClickEvent:
                                                               event.country)):
             raise ValueError("not a click event: a text field holds something else")
         return event
+
+
+def decode_many(lines: list[bytes]) -> list[ClickEvent | None]:
+    """Each line's event, or None for a line that holds none.
+
+    Speed: one json.loads over the whole batch as an array costs a fraction of
+    one call per line (the aggregator decodes every click; bench_aggregator.py).
+    A batch with any malformed line falls back to line by line, so one bad line
+    never costs the others.
+    """
+    try:
+        items = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+    except (ValueError, RecursionError):
+        items = None
+    if items is None or len(items) != len(lines):
+        return [_decode_or_none(line) for line in lines]
+    events: list[ClickEvent | None] = []
+    for data in items:
+        try:
+            events.append(ClickEvent.from_data(data))
+        except ValueError:
+            events.append(None)
+    return events
+
+
+def _decode_or_none(line: bytes) -> ClickEvent | None:
+    try:
+        return ClickEvent.decode(line)
+    except ValueError:
+        return None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from boltlink.errors import EventQueueError
 from boltlink.events.base import EventBatch, EventSink, EventSource, Health
-from boltlink.events.model import ClickEvent
+from boltlink.events.model import ClickEvent, decode_many
 from boltlink.store.clicks import ClickStore
 
 log = logging.getLogger("boltlink.events")
@@ -158,12 +158,9 @@ def _unterminated_tail(path: Path, offset: int, size: int) -> bool:
 
 
 def decode_lines(lines: list[bytes], where: str) -> tuple[list[ClickEvent], int]:
-    events, malformed = [], 0
-    for line in lines:
-        try:
-            events.append(ClickEvent.decode(line))
-        except ValueError:
-            malformed += 1
+    decoded = decode_many(lines)
+    events = [event for event in decoded if event is not None]
+    malformed = len(decoded) - len(events)
     if malformed:
         log.warning("skipped %d malformed line(s) in %s", malformed, where)
     return events, malformed

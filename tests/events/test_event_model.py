@@ -79,3 +79,14 @@ def test_a_forked_child_never_repeats_its_parents_ids() -> None:
     after = [new_event_id() for _ in range(1000)]
     assert len(child) == 1000 and len(set(child)) == 1000
     assert not set(child) & (set(before) | set(after))
+
+
+def test_a_batch_decodes_at_once_and_a_bad_line_costs_only_itself():
+    from boltlink.events.model import decode_many
+
+    good = ClickEvent(id="e1", link_id=7, at=1.5, referrer=None, user_agent="ua", bot=False, ip=None, country=None)
+    assert decode_many([good.encode()] * 3) == [good] * 3
+    lines = [good.encode(), b"garbage\n", b"1,2\n", b'{"i": 1}\n', b"[" * 100_000 + b"\n", b"\n",
+             b'{"i":"x","l":1,"t":1,"r":5,"u":null,"b":false,"a":null,"c":null}\n', good.encode()]
+    assert decode_many(lines) == [good, None, None, None, None, None, None, good]
+    assert decode_many([]) == []
