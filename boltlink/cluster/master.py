@@ -13,12 +13,12 @@ import sys
 from boltlink.cluster.control import ControlServer
 from boltlink.cluster.cpus import describe_cpus, usable_cpus
 from boltlink.cluster.logs import ProcessLogs
-from boltlink.cluster.metrics_server import MetricsServer, bind_metrics
 from boltlink.cluster.runfiles import RunFiles
 from boltlink.cluster.supervisor import ClusterError, Supervisor
 from boltlink.config import Config
 from boltlink.errors import ListenError
 from boltlink.logformat import make_formatter
+from boltlink.web.metrics_port import MetricsServer, bind_metrics
 from boltlink.workers.balance import ConnectionBoard, SlotAllocator
 from boltlink.workers.bootstrap import run_async
 

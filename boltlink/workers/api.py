@@ -26,6 +26,8 @@ from boltlink.errors import ListenError, MasterUnavailable
 from boltlink.events import create_sink
 from boltlink.store import create_store
 from boltlink.web import create_app
+from boltlink.web.metrics import own_snapshot
+from boltlink.web.metrics_port import MetricsServer, bind_metrics
 from boltlink.web.state import AppState
 from boltlink.web.telemetry import RequestCounters
 from boltlink.workers import http_server
@@ -45,15 +47,17 @@ def run_api(config: Config, *, process_name: str = "api", listen_fd: int | None 
     balance: the cluster's connection board file and this worker's slot on it.
     """
     configure_logging(config, process_name)
+    metrics_sock = None
     if listen_fd is None:
         sock = bind_socket(config.host, config.port, config.backlog)
+        metrics_sock = bind_metrics(config)  # `serve` alone; under the cluster the master serves it
     else:
         sock = socket.socket(fileno=listen_fd)
         sock.setblocking(False)
     channel = MasterChannel(channel_fd) if channel_fd is not None else None
     board = ConnectionBoard(Path(balance[0])) if balance else None
     run_async(serve_api(config, sock, channel, process_name=process_name, board=board,
-                        balance_slot=balance[1] if balance else None))
+                        balance_slot=balance[1] if balance else None, metrics_sock=metrics_sock))
 
 
 def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -72,7 +76,7 @@ def bind_socket(host: str, port: int, backlog: int) -> socket.socket:
 
 async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel | None = None, *,
                     process_name: str = "api", board: ConnectionBoard | None = None,
-                    balance_slot: int | None = None) -> None:
+                    balance_slot: int | None = None, metrics_sock: socket.socket | None = None) -> None:
     """Open the store and event sink (a boot failure surfaces here, before any request), then serve sock."""
     store = create_store(config)
     await store.open()
@@ -112,6 +116,10 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
             loop.create_task(heartbeat(channel, counters, config))
 
     side_tasks = []
+    metrics_port = None
+    if metrics_sock is not None:
+        metrics_port = MetricsServer(config, metrics_sock, lambda: _own_snapshot(state))
+        await metrics_port.start()
     if channel is None and not config.redis_url:
         # `serve` alone in embedded mode: also aggregate clicks here, so one
         # process is a complete shortener. Under the cluster the aggregator
@@ -138,12 +146,18 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
         )
     finally:
         stop.set()
+        if metrics_port is not None:
+            await metrics_port.close()
         if channel is not None:  # the last counts, so cluster totals miss nothing this worker served
             channel.send({"type": "heartbeat", **counters.snapshot()})
         await asyncio.gather(*side_tasks, return_exceptions=True)
         await sink.close()
         await store.close()
         log.info("stopped")
+
+
+async def _own_snapshot(state: AppState) -> dict[str, Any]:
+    return own_snapshot(state)
 
 
 async def ask_master(channel: MasterChannel, question: str) -> dict[str, Any]:

@@ -15,8 +15,7 @@ from boltlink.events.model import ClickEvent
 from boltlink.events.spool import spool_files
 from boltlink.store.base import NewLink
 from boltlink.store.memory import MemoryStore
-from boltlink.web import create_app
-from boltlink.web import clicks
+from boltlink.web import clicks, create_app
 from boltlink.web.clicks import anonymize, trusted_networks
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"

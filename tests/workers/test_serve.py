@@ -225,3 +225,13 @@ def test_serve_alone_counts_the_clicks_of_its_redirects(start: Start) -> None:
 
     wait_until(lambda: clicks()["total"] == 6, BOOT_TIMEOUT, "the six GET redirects to be counted")
     assert clicks() == {"total": 6, "humans": 5, "bots": 1}
+
+
+def test_serve_alone_serves_metrics_on_metrics_port(start: Start) -> None:
+    metrics_port = free_port()
+    server = serve(start, env={"BOLTLINK_METRICS_PORT": str(metrics_port)}).wait_healthy()
+    for _ in range(3):
+        httpx.get(server.url + "/ready")
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'boltlink_http_requests_total{route="/ready",status_class="2xx"} 3' in text
+    assert httpx.get(server.url + "/metrics").status_code == 404  # moved off the API port

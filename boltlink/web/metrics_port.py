@@ -1,4 +1,4 @@
-"""/metrics on its own port (metrics_port), served by the master itself.
+"""/metrics on its own port (metrics_port): served by the cluster master, or by `serve` alone.
 
 For when the API port is public and the scraper should reach the figures
 somewhere else (a pod's metrics port, a firewalled interface). A minimal
@@ -20,7 +20,7 @@ from boltlink.config import Config
 from boltlink.errors import BoltlinkError, ListenError, NotFound, Unauthorized
 from boltlink.metrics import CONTENT_TYPE, authorized, render
 
-log = logging.getLogger("boltlink.master")
+log = logging.getLogger("boltlink.metrics")
 
 HEAD_LIMIT = 16_384  # a scrape's request head is a few hundred bytes
 READ_TIMEOUT = 5.0
