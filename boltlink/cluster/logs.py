@@ -41,7 +41,7 @@ class ProcessLogs:
         if max_bytes < 1 or backups < 0:
             raise ValueError("max_bytes must be positive and backups not negative")
         self.log_dir, self.max_bytes, self.backups = log_dir, max_bytes, backups
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._files: dict[str, BinaryIO] = {}
 
     def write(self, name: str, line: str) -> None:

@@ -122,7 +122,13 @@ class WorkerProcess:
 
     async def _read_messages(self, reader: asyncio.StreamReader,
                              on_message: Callable[[WorkerProcess, dict], None]) -> None:
-        while line := await reader.readline():
+        while True:
+            try:
+                line = await reader.readline()
+            except (ConnectionError, ValueError):  # a worker that died mid-message: its channel just ends
+                return
+            if not line:
+                return
             message = decode(line)
             if message is None:
                 continue
@@ -146,7 +152,8 @@ class WorkerProcess:
         assert self._proc is not None
         code = await self._proc.wait()
         if self._messages is not None:
-            with contextlib.suppress(TimeoutError):  # its last heartbeat first: the final counts
+            # Its last heartbeat first: the final counts. Whatever became of the channel, the exit is reported.
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._messages), MESSAGES_DRAIN_SECONDS)
         if self._channel is not None:
             self._channel.close()

@@ -71,6 +71,8 @@ class Supervisor:
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         for role in ROLES:
+            if role.name not in config.roles:  # e.g. Kubernetes runs the aggregator as its own Deployment
+                continue
             for _ in range(role.instances(api_instances)):
                 self._add_slot(role)
 
@@ -87,6 +89,9 @@ class Supervisor:
             loop.add_signal_handler(signum, lambda s=signum, c=command, a=args: self._background(
                 self._signalled(s, c, a)))
         failure = await self._start_all()
+        if self.phase == "stopping":  # told to stop while starting (a pod deleted at once): not a failure
+            await self.done.wait()
+            return
         if failure:
             await self.stop()
             raise ClusterError(failure)

@@ -51,7 +51,7 @@ class SpoolWriter(EventSink):
         self._error: str | None = None
 
     async def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     async def emit(self, event: ClickEvent) -> None:
         self.write(event.encode())
@@ -75,7 +75,7 @@ class SpoolWriter(EventSink):
             self.finish_file()
 
     def _start_file(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         stem = f"{time.time_ns():020d}-{self.writer_name}-{os.getpid()}-{next(self._seq)}"
         hidden = self.directory / f".{stem}.tmp"
         fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -176,7 +176,7 @@ class SpoolReader(EventSource):
         self._read_at: dict[str, int] = {}  # read: ahead of offsets by the batches not yet acked
 
     async def open(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.offsets = await self.store.consumer_offsets(SOURCE)
         present = {p.name for p in spool_files(self.directory)}
         gone = [name for name in self.offsets if name not in present]

@@ -28,7 +28,9 @@ async def ready() -> tuple[Readiness, int]:
 
     With Redis down the answer stays 200 ("degraded"): redirects work and
     clicks are spooled locally, and taking every pod out of service would
-    turn a Redis outage into a full one.
+    turn a Redis outage into a full one. The same holds for a store that
+    stops answering while this process has links cached: those keep
+    redirecting (writes answer 503), so the process stays in service.
     """
     state = app_state()
     events, events_detail = state.sink.health()
@@ -37,7 +39,9 @@ async def ready() -> tuple[Readiness, int]:
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
-        return Readiness(status="unavailable", store=exc.detail, events=events_detail), 503
+        serving = len(state.links) > 0 and events != "failing"  # cached links still redirect
+        return Readiness(status="degraded" if serving else "unavailable", store=exc.detail,
+                         events=events_detail), 200 if serving else 503
     if events == "failing":
         return Readiness(status="unavailable", store="ok", events=events_detail), 503
     return Readiness(status="degraded" if events == "degraded" else "ready", store="ok", events=events_detail), 200

@@ -8,14 +8,19 @@ is set (finishing what it holds first).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
+
 from boltlink import __version__, build_id
 from boltlink.config import Config
+from boltlink.web.metrics_port import MetricsServer, bind_metrics
 from boltlink.workers.bootstrap import configure_logging, run_async
 from boltlink.workers.channel import MasterChannel
 
@@ -41,15 +46,35 @@ class Telemetry:
             await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
+async def _snapshot(process_name: str, telemetry: Telemetry) -> dict[str, Any]:
+    """/metrics of a role running alone: its figures and its process (boltlink.metrics)."""
+    figures = dict(telemetry.figures)
+    with _self.oneshot():
+        cpu, memory = _self.cpu_percent(None), _self.memory_info().rss
+    return {
+        "build": {"version": __version__, "build": build_id()},
+        "clicks_aggregated": int(figures.get("recorded", 0)),
+        "aggregator": figures if "lag" in figures else None,
+        "processes": [{"name": process_name, "role": process_name, "pid": os.getpid(), "status": "online",
+                       "cpu": cpu, "memory": memory, "restarts": 0}],
+    }
+
+
+_self = psutil.Process()
+_self.cpu_percent(None)  # the first call always says 0.0: prime it
+
 RoleMain = Callable[[Config, asyncio.Event, Telemetry], Awaitable[None]]
 
 
 def run_role(config: Config, main: RoleMain, *, process_name: str, channel_fd: int | None = None) -> None:
     configure_logging(config, process_name)
-    run_async(_run(config, main, channel_fd))
+    # Alone (a Kubernetes Deployment of its own), with metrics_port set, it shows its own /metrics.
+    metrics_sock = bind_metrics(config) if channel_fd is None else None
+    run_async(_run(config, main, channel_fd, process_name, metrics_sock))
 
 
-async def _run(config: Config, main: RoleMain, channel_fd: int | None) -> None:
+async def _run(config: Config, main: RoleMain, channel_fd: int | None, process_name: str,
+               metrics_sock: socket.socket | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Under the cluster only the master's SIGTERM counts: Ctrl-C goes to the master.
@@ -59,6 +84,14 @@ async def _run(config: Config, main: RoleMain, channel_fd: int | None) -> None:
     if channel_fd is not None:
         telemetry.channel = MasterChannel(channel_fd)
         await telemetry.channel.open(on_master_lost=stop.set)
-    await main(config, stop, telemetry)
+    metrics = None
+    if metrics_sock is not None:
+        metrics = MetricsServer(config, metrics_sock, functools.partial(_snapshot, process_name, telemetry))
+        await metrics.start()
+    try:
+        await main(config, stop, telemetry)
+    finally:
+        if metrics is not None:
+            await metrics.close()
     if telemetry.channel is not None:  # the last figures, so cluster totals miss nothing this worker did
         telemetry.channel.send({"type": "heartbeat", **telemetry.figures})

@@ -86,3 +86,10 @@ def test_metrics_on_their_own_port_behind_a_token(make_cluster: MakeCluster):
         timeout=20, what="5 /health requests on the metrics port")
     assert cluster.get("/metrics").status_code == 404  # moved off the API port
     assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=10).status_code == 404
+
+
+def test_a_cluster_of_api_workers_only(make_cluster: MakeCluster):
+    cluster = make_cluster(env={"BOLTLINK_ROLES": "api"})  # as the Kubernetes API pods run it
+    cluster.start("-i", "2")
+    assert sorted(row["name"] for row in cluster.processes()) == ["api-0", "api-1"]
+    assert cluster.get("/health").status_code == 200

@@ -100,6 +100,18 @@ def test_foreground_logs_prefixed_lines_and_stops_on_sigterm(cluster: Cluster, t
     assert not cluster.run_files.pidfile.exists()
 
 
+def test_sigterm_while_the_foreground_cluster_starts_is_a_clean_stop(cluster: Cluster, tmp_path: Path) -> None:
+    output = tmp_path / "foreground.out"
+    master = cluster.start_foreground("-i", "2", output=output)
+    # As soon as a worker has been spawned, before the cluster is ready (a pod deleted while it starts).
+    wait_for(lambda: re.search(r"started api-\d \(pid", output.read_text()), 30, what="a worker spawned")
+    assert "cluster ready" not in output.read_text()
+    master.send_signal(signal.SIGTERM)
+    assert master.wait(timeout=30) == 0, output.read_text()
+    assert "could not start" not in output.read_text()
+    assert not cluster.run_files.pidfile.exists()
+
+
 # -- starting fails, or is refused -----------------------------------------------------------
 
 

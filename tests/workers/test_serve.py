@@ -235,3 +235,21 @@ def test_serve_alone_serves_metrics_on_metrics_port(start: Start) -> None:
     text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     assert 'boltlink_http_requests_total{route="/ready",status_class="2xx"} 3' in text
     assert httpx.get(server.url + "/metrics").status_code == 404  # moved off the API port
+
+
+def test_a_role_running_alone_serves_its_metrics_on_metrics_port(start: Start) -> None:
+    metrics_port = free_port()
+    start("worker", "aggregator", env={"BOLTLINK_METRICS_PORT": str(metrics_port)})
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+
+    def scraped() -> str | None:
+        try:
+            return httpx.get(url, timeout=1).text
+        except httpx.TransportError:
+            return None
+
+    # The port opens first; the aggregator's figures follow once it has opened its store and source.
+    wait_until(lambda: "boltlink_aggregator_lag_seconds" in (scraped() or ""), BOOT_TIMEOUT, f"lag in {url}")
+    text = scraped() or ""
+    assert "boltlink_aggregator_lag_seconds 0.0" in text
+    assert 'boltlink_process_up{process="aggregator",role="aggregator"} 1' in text
