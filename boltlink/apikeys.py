@@ -2,7 +2,8 @@
 
 A key reads `bl_<id>_<secret>`. The id is public (shown by `apikey list`,
 used to find the record); only the SHA-256 of the whole key is stored, and
-it is compared in constant time.
+it is compared in constant time. The secret is 256 random bits, so a fast
+unsalted hash is enough: there is no password to guess. A key may expire.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_api_key(name: str, scopes: list[str] | tuple[str, ...]) -> tuple[str, ApiKey]:
-    """A fresh key: the plaintext (shown once) and the record to store."""
+def new_api_key(name: str, scopes: list[str] | tuple[str, ...],
+                expires_at: datetime | None = None) -> tuple[str, ApiKey]:
+    """A fresh key: the plaintext (shown once) and the record to store. Without expires_at it never expires."""
+    now = datetime.now(timezone.utc)
+    if expires_at is not None:
+        expires_at = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=timezone.utc)
+        if expires_at <= now:
+            raise InvalidInput.field("expires_at", "must be in the future")
     name = name.strip()
     if not name or len(name) > 64:
         raise InvalidInput.field("name", "must be 1 to 64 characters")
@@ -48,7 +55,8 @@ def new_api_key(name: str, scopes: list[str] | tuple[str, ...]) -> tuple[str, Ap
         name=name,
         key_hash=hash_key(key),
         scopes=tuple(dict.fromkeys(scopes or DEFAULT_SCOPES)),
-        created_at=datetime.now(timezone.utc),
+        created_at=now,
+        expires_at=expires_at,
     )
     return key, record
 

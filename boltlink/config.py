@@ -45,6 +45,9 @@ class Config(BaseModel):
     )
     max_url_length: int = Field(4096, ge=16, description="Longest target URL accepted, in characters.")
     max_body_size: int = Field(1_048_576, ge=1024, description="Largest request body in bytes; larger gets 413.")
+    body_timeout: float = Field(
+        30.0, gt=0, description="Seconds a request body may take to arrive; a slower one (slowloris) gets 408.",
+    )
     blocked_domains: list[str] = Field(
         default_factory=list, description="Target domains refused, with all their subdomains."
     )
@@ -65,7 +68,7 @@ class Config(BaseModel):
     )
     metrics_port: int | None = Field(
         None, ge=0, le=65535,
-        description="Serve /metrics on this port instead of the API port (from the cluster master).",
+        description="Serve /metrics on this port instead of the API port (from the cluster master, or `serve`).",
     )
 
     # Clicks: see boltlink/events/ and boltlink/workers/aggregator.py.
@@ -92,8 +95,33 @@ class Config(BaseModel):
         ByteSize(16_000_000), description="Size at which an API worker starts a new spool file."
     )
 
+    # Abuse and access: see boltlink/web/throttle.py and SECURITY.md.
+    rate_limit_writes: int = Field(
+        120, ge=0, description="Write requests (POST, PATCH, DELETE under /api/v1) per minute for each API key "
+        "and for each client address; 0: no limit.",
+    )
+    rate_limit_redirects: int = Field(
+        0, ge=0, description="Redirects (GET and HEAD /<slug>) per minute for each client address; 0: no limit."
+    )
+    rate_limit_burst: int = Field(
+        0, ge=0, description="Requests a client may send at once before its per-minute rate applies; "
+        "0: as many as the per-minute rate.",
+    )
+    delete_protection_clicks: int = Field(
+        100, ge=0, description="Deleting a link with more clicks than this through the API needs ?force=true "
+        "(the CLI may always delete); 0: no protection.",
+    )
+    api_key_default_ttl_days: int = Field(
+        0, ge=0, description="Days a new API key is valid when apikey create is given no expiry; 0: no expiry."
+    )
+
     instances: int | Literal["max"] = Field(
         "max", description="API worker processes: a number, or max = the CPUs this process may use."
+    )
+    roles: list[str] = Field(
+        default_factory=lambda: ["api", "aggregator", "analytics"],
+        description="What start-cluster runs: api, aggregator, analytics. On Kubernetes the API pods run "
+        "only api, and the other two run as their own Deployments (`worker ROLE`).",
     )
     listen_timeout: float = Field(15.0, gt=0, description="Seconds a new worker has to report ready.")
     drain_delay: float = Field(
@@ -120,6 +148,17 @@ class Config(BaseModel):
     )
 
     _sources: dict[str, Source] = PrivateAttr(default_factory=dict)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        known = ("api", "aggregator", "analytics")
+        unknown = [role for role in value if role not in known]
+        if unknown:
+            raise ValueError(f"unknown role '{unknown[0]}' (known: {', '.join(known)})")
+        if "api" not in value:
+            raise ValueError("a cluster serves the API: roles must include api")
+        return list(dict.fromkeys(value))
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -159,11 +198,13 @@ class Config(BaseModel):
         return self._sources.get(key, "default")
 
     def masked(self) -> dict[str, Any]:
-        """The settings as a dict, with passwords in URLs replaced by ***."""
+        """The settings as a dict, with passwords in URLs, and the metrics token, replaced by ***."""
         values = self.model_dump()
         for key in SECRET_KEYS:
             if values.get(key):
                 values[key] = mask_url_password(values[key])
+        if values.get("metrics_token"):
+            values["metrics_token"] = "***"  # `config show` output ends up in tickets and chat
         return values
 
 

@@ -9,16 +9,18 @@ handlers and commands raise and never build error output themselves.
     │   ├── StoreUnavailable      503  exit 3   database unreachable
     │   └── MigrationError        500  exit 3   schema cannot be brought up to date
     ├── InvalidInput              422  exit 2   carries the offending field(s)
-    ├── Unauthorized              401  exit 2   no or unknown API key
+    ├── Unauthorized              401  exit 2   no, unknown or expired API key
     ├── Forbidden                 403  exit 2   key lacks the scope
     ├── NotFound                  404  exit 4
     │   └── LinkNotFound
     ├── Conflict                  409  exit 5
-    │   └── SlugTaken
+    │   ├── SlugTaken
+    │   └── DeleteProtected       a link with many clicks needs ?force=true
     ├── Gone                      410  exit 4
     │   ├── LinkExpired
     │   └── ClickLimitReached
     ├── PayloadTooLarge           413  exit 2
+    ├── RateLimited               429  exit 1   a client spent its rate limit; says when to retry
     ├── ListenError               500  exit 3   the port cannot be bound
     ├── EventQueueError           503  exit 3   a click event could not be queued (disk full...)
     ├── RedisUnavailable          503  exit 3
@@ -65,6 +67,10 @@ class BoltlinkError(Exception):
 
     def extensions(self) -> dict[str, Any]:
         """Extra members of the problem document (RFC 9457 section 3.2)."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error response must carry besides the problem document."""
         return {}
 
     def problem_document(self) -> dict[str, Any]:
@@ -122,6 +128,9 @@ class Unauthorized(BoltlinkError):
     problem = "unauthorized"
     exit_code = 2
 
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="boltlink"'}  # RFC 9110: a 401 names its scheme
+
 
 class Forbidden(BoltlinkError):
     status = 403
@@ -163,6 +172,21 @@ class SlugTaken(Conflict):
         return {"errors": [FieldError("slug", "already taken").as_dict()]}
 
 
+class DeleteProtected(Conflict):
+    """The API refuses to delete a link with more than delete_protection_clicks clicks unless forced."""
+
+    problem = "delete-protected"
+
+    def __init__(self, slug: str, clicks: int, threshold: int) -> None:
+        super().__init__(f"The link '{slug}' has {clicks} clicks, more than {threshold}: "
+                         "delete it with ?force=true if you mean it.")
+        self.clicks = clicks
+        self.threshold = threshold
+
+    def extensions(self) -> dict[str, Any]:
+        return {"clicks": self.clicks, "threshold": self.threshold, "force": "?force=true"}
+
+
 class Gone(BoltlinkError):
     status = 410
     title = "Gone"
@@ -189,6 +213,22 @@ class PayloadTooLarge(BoltlinkError):
     title = "Content Too Large"
     problem = "payload-too-large"
     exit_code = 2
+
+
+class RateLimited(BoltlinkError):
+    status = 429
+    title = "Too Many Requests"
+    problem = "rate-limited"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        self.retry_after = max(1, retry_after)  # whole seconds, as Retry-After takes them
+        super().__init__(detail or f"Too many requests: retry in {self.retry_after} s.")
+
+    def extensions(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ListenError(BoltlinkError):

@@ -47,6 +47,9 @@ REDIRECT_STATUSES = (301, 302, 307, 308)
 TITLE_MAX_LENGTH = 512
 TAG_MAX_LENGTH = 64
 MAX_TAGS = 20
+MAX_CLICKS_LIMIT = 2**31 - 1  # the PostgreSQL column is an integer; a larger limit failed there (and in SQLite)
+# Far past any real list of links, and (page - 1) * limit stays a 64-bit OFFSET: a larger page was a 500.
+MAX_PAGE = 1_000_000_000
 
 _LABEL_RE = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -94,7 +97,11 @@ def check_slug(slug: str) -> str:
 
 
 def generate_slug(length: int) -> str:
-    return "".join(secrets.choice(GENERATED_SLUG_ALPHABET) for _ in range(length))
+    while True:
+        slug = "".join(secrets.choice(GENERATED_SLUG_ALPHABET) for _ in range(length))
+        # The alphabet spells "ready", "admin", "static", "assets", "metrics": a route would shadow such a link.
+        if slug.lower() not in RESERVED_SLUGS:
+            return slug
 
 
 def check_url(
@@ -129,9 +136,12 @@ def check_url(
     if parts.username is not None or parts.password is not None:
         raise InvalidInput.field(field, "must not contain a user name or password")
     try:
-        port = parts.port or _DEFAULT_PORTS[scheme]
+        port = parts.port
     except ValueError:
-        raise InvalidInput.field(field, "has an invalid port") from None
+        port = 0
+    if port == 0:  # out of range, not a number, or 0, which no server listens on
+        raise InvalidInput.field(field, "has an invalid port")
+    port = port or _DEFAULT_PORTS[scheme]
     host = _normalise_host(parts.hostname, field)
     if any(own.matches(host, port) for own in own_hosts):
         raise InvalidInput.field(field, "must not point at this link shortener")
@@ -196,16 +206,25 @@ def check_redirect_status(status: int) -> int:
 def check_max_clicks(max_clicks: int | None) -> int | None:
     if max_clicks is not None and max_clicks < 1:
         raise InvalidInput.field("max_clicks", "must be at least 1")
+    if max_clicks is not None and max_clicks > MAX_CLICKS_LIMIT:
+        raise InvalidInput.field("max_clicks", f"must be at most {MAX_CLICKS_LIMIT}")
     return max_clicks
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
-    """Naive datetimes are taken as UTC; aware ones are converted to it."""
+    """Naive datetimes are taken as UTC; aware ones are converted to it.
+
+    A moment that falls outside years 1 to 9999 once in UTC (0001-01-01T00:00+14:00) becomes the
+    first or last one datetime holds, which every check then handles like any very early or late one.
+    """
     if moment is None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 def check_expiry_in_future(expires_at: datetime | None, now: datetime) -> datetime | None:

@@ -71,7 +71,8 @@ class Cluster:
         # Settings from the environment must not leak in (BOLTLINK_DATABASE_URL would leave embedded mode).
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("BOLTLINK_")}
         self.env["PYTHONPATH"] = str(support.ROOT)
-        self.config_file.write_text('log_level = "warning"\n')
+        # One link per probe (201 by default), created faster than the write rate limit lets a client.
+        self.config_file.write_text('log_level = "warning"\nrate_limit_writes = 0\n')
         self.master: int | None = None
 
     def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import click
 
@@ -11,7 +12,7 @@ from boltlink.cli.output import err, out, out_json, out_table
 from boltlink.config import Config
 from boltlink.errors import LinkNotFound
 from boltlink.store.base import SORT_KEYS, Link, LinkQuery
-from boltlink.validation import REDIRECT_STATUSES
+from boltlink.validation import MAX_PAGE, REDIRECT_STATUSES
 
 
 class IsoDateTime(click.ParamType):
@@ -64,7 +65,7 @@ def create(cli: CliContext, url: str, slug: str | None, title: str | None, tags:
 @click.option("-q", "--search", "q", help="Substring of url, slug or title.")
 @click.option("--tag")
 @click.option("--sort", type=click.Choice(SORT_KEYS), default="-created_at", show_default=True)
-@click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--page", type=click.IntRange(1, MAX_PAGE), default=1, show_default=True)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
@@ -92,10 +93,19 @@ def list_links(cli: CliContext, q: str | None, tag: str | None, sort: str, page:
 @click.argument("slug")
 @pass_cli
 def delete(cli: CliContext, slug: str) -> None:
-    """Delete the link with this slug."""
-    if not run_with_store(cli.config(), lambda store: store.delete_link(slug)):
+    """Delete the link with this slug (the operator may, whatever the API's delete protection says)."""
+    config = cli.config()
+
+    async def delete_it(store: Any) -> Link | None:
+        link = await store.get_link(slug)
+        return link if link is not None and await store.delete_link(slug) else None
+
+    link = run_with_store(config, delete_it)
+    if link is None:
         raise LinkNotFound(slug)
     out(f"deleted {slug}")
+    if config.delete_protection_clicks and link.clicks_total > config.delete_protection_clicks:
+        err(f"note: it had {link.clicks_total} clicks; the API deletes such a link only with ?force=true")
 
 
 def short_url(link: Link, config: Config) -> str:

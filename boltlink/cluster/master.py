@@ -12,6 +12,7 @@ import sys
 
 from boltlink.cluster.control import ControlServer
 from boltlink.cluster.cpus import describe_cpus, usable_cpus
+from boltlink.cluster.datadir import ensure_private_data_dir
 from boltlink.cluster.logs import ProcessLogs
 from boltlink.cluster.runfiles import RunFiles
 from boltlink.cluster.supervisor import ClusterError, Supervisor
@@ -65,7 +66,9 @@ class _PrefixedStreamHandler(logging.StreamHandler):
 
 
 def run_master(config: Config, *, echo: bool) -> None:
-    """Run the cluster until stopped. Raises AlreadyRunning, ListenError, ClusterError (start failed)."""
+    """Run the cluster until stopped. Raises ConfigError (data dir not private), AlreadyRunning, ListenError,
+    ClusterError (start failed)."""
+    ensure_private_data_dir(config)
     run_files = RunFiles(config.run_path)
     run_files.acquire()
     logs = ProcessLogs(config.log_path, max_bytes=config.log_max_size, backups=config.log_max_files)

@@ -111,10 +111,15 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
+    expires_at: datetime | None = None
 
     @property
     def active(self) -> bool:
+        """Not revoked (an expired key is still active: its name stays taken until it is revoked)."""
         return self.revoked_at is None
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 @dataclass(frozen=True)

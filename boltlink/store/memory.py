@@ -140,6 +140,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
             created_at=utc(key.created_at),
             revoked_at=utc_or_none(key.revoked_at),
             last_used_at=utc_or_none(key.last_used_at),
+            expires_at=utc_or_none(key.expires_at),
         )
         self._keys[key.id] = stored
         return stored

@@ -280,10 +280,10 @@ class PostgresStore(LinkStore, PostgresClickStore):
         async with self._connection() as conn:
             try:
                 row = await conn.fetchrow(
-                    "INSERT INTO api_keys (id, name, key_hash, scopes, created_at, revoked_at, last_used_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                    "INSERT INTO api_keys (id, name, key_hash, scopes, created_at, revoked_at, last_used_at,"
+                    " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
                     key.id, key.name, key.key_hash, list(key.scopes), utc(key.created_at),
-                    utc_or_none(key.revoked_at), utc_or_none(key.last_used_at),
+                    utc_or_none(key.revoked_at), utc_or_none(key.last_used_at), utc_or_none(key.expires_at),
                 )  # fmt: skip
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name == "api_keys_pkey":
@@ -332,6 +332,7 @@ def _api_key(row: asyncpg.Record) -> ApiKey:
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
         last_used_at=row["last_used_at"],
+        expires_at=row["expires_at"],
     )
 
 

@@ -209,13 +209,14 @@ class SqliteStore(LinkStore, SqliteClickStore):
 
     async def create_api_key(self, key: ApiKey) -> ApiKey:
         values = (key.id, key.name, key.key_hash, json.dumps(list(key.scopes)), db.ts(key.created_at),
-                  db.ts_or_none(key.revoked_at), db.ts_or_none(key.last_used_at))  # fmt: skip
+                  db.ts_or_none(key.revoked_at), db.ts_or_none(key.last_used_at),
+                  db.ts_or_none(key.expires_at))  # fmt: skip
 
         def job(conn: sqlite3.Connection) -> ApiKey:
             try:
                 row = conn.execute(
                     "INSERT INTO api_keys (id, name, key_hash, scopes, created_at, revoked_at,"
-                    " last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                    " last_used_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                     values,
                 ).fetchone()
             except sqlite3.IntegrityError as exc:

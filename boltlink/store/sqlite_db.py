@@ -40,7 +40,7 @@ LINK_COLUMNS = (
 
 def connect(path: Path) -> sqlite3.Connection:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # the data dir: private (cluster/datadir.py)
     except OSError as exc:
         raise StoreUnavailable(
             f"Cannot create the directory for the SQLite database {path}: {exc.strerror or exc}."
@@ -207,6 +207,7 @@ def api_key(row: sqlite3.Row) -> ApiKey:
         created_at=dt(row["created_at"]),
         revoked_at=dt_or_none(row["revoked_at"]),
         last_used_at=dt_or_none(row["last_used_at"]),
+        expires_at=dt_or_none(row["expires_at"]),
     )
 
 

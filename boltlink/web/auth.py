@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -37,6 +38,10 @@ async def authenticate(scope: str) -> None:
     # The id is public; the secret part is only ever compared by hash, in constant time.
     if record is None or not apikeys.key_matches(key, record) or not record.active:
         raise Unauthorized("The API key is not valid.")
+    if record.expires_at is not None and record.is_expired(datetime.now(timezone.utc)):
+        # Only the key's holder gets this far (the hash matched): telling them why is safe, and saves a puzzle.
+        expired = record.expires_at.astimezone(timezone.utc)
+        raise Unauthorized(f"The API key expired at {expired:%Y-%m-%dT%H:%M:%SZ}; ask for a new one.")
     if not apikeys.grants(record, scope):
         raise Forbidden(f"This API key lacks the '{scope}' scope.")
     g.api_key = record

@@ -32,9 +32,11 @@ class FastRedirect:
     def __init__(self, app: ASGIApp, state: AppState) -> None:
         self.app = app
         self.state = state
+        # Rate-limited redirects are all Quart's: web/throttle.py stays the one place that counts them.
+        self.enabled = not state.config.rate_limit_redirects
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+        if self.enabled and scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             slug = scope["path"][1:]
             if SLUG_RE.fullmatch(slug) and slug.lower() not in RESERVED_SLUGS and await self._answer(slug, scope, send):
                 return

@@ -15,13 +15,14 @@ from quart_schema import (
 )
 
 from boltlink import shortener
-from boltlink.errors import BoltlinkError, LinkNotFound
+from boltlink.errors import BoltlinkError, DeleteProtected, LinkNotFound
 from boltlink.store.base import LinkQuery
 from boltlink.web.auth import require_scope
 from boltlink.web.bulk import read_bulk_rows
 from boltlink.web.models import (
     BulkResult,
     BulkRowResult,
+    DeleteQuery,
     LinkIn,
     LinkList,
     LinkListQuery,
@@ -30,8 +31,10 @@ from boltlink.web.models import (
     Pagination,
     Problem,
 )
+from boltlink.web.openapi import document_media
 from boltlink.web.problems import invalid_input_from
 from boltlink.web.state import app_state
+from boltlink.web.throttle import limit_writes
 
 blueprint = Blueprint("links", __name__, url_prefix="/api/v1/links")
 tag_blueprint(blueprint, ["links"])
@@ -64,8 +67,10 @@ def draft_of(data: LinkIn) -> shortener.LinkDraft:
 
 @blueprint.post("")
 @require_scope("links:write")
+@limit_writes
 @validate_request(LinkIn)
 @validate_response(LinkOut, 201)
+@document_response(Problem, 400)
 @document_response(Problem, 409)
 @document_response(Problem, 422)
 async def create_link(data: LinkIn) -> tuple[LinkOut, int, dict[str, str]]:
@@ -81,6 +86,7 @@ async def create_link(data: LinkIn) -> tuple[LinkOut, int, dict[str, str]]:
 @require_scope("links:read")
 @validate_querystring(LinkListQuery)
 @validate_response(LinkList)
+@document_response(Problem, 422)
 async def list_links(query_args: LinkListQuery) -> LinkList:
     """List links, newest first by default; search with q, filter by tag, page through."""
     page = await app_state().store.list_links(
@@ -108,8 +114,10 @@ async def get_link(slug: str) -> LinkOut:
 
 @blueprint.patch("/<slug>")
 @require_scope("links:write")
+@limit_writes
 @validate_request(LinkPatch)
 @validate_response(LinkOut)
+@document_response(Problem, 400)
 @document_response(Problem, 404)
 @document_response(Problem, 422)
 async def update_link(slug: str, data: LinkPatch) -> LinkOut:
@@ -125,10 +133,26 @@ async def update_link(slug: str, data: LinkPatch) -> LinkOut:
 
 @blueprint.delete("/<slug>")
 @require_scope("links:write")
+@limit_writes
+@validate_querystring(DeleteQuery)
+@document_media(204, "Deleted.")
 @document_response(Problem, 404)
-async def delete_link(slug: str) -> Response:
-    """Delete a link; its short URL answers 404 from then on."""
+@document_response(Problem, 409)
+@document_response(Problem, 422)
+async def delete_link(slug: str, query_args: DeleteQuery) -> Response:
+    """Delete a link; its short URL answers 404 from then on.
+
+    409 for a link with more clicks than the server's delete_protection_clicks, unless force=true.
+    """
     state = app_state()
+    threshold = state.config.delete_protection_clicks
+    if threshold and not query_args.force:
+        # A link many people follow is rarely deleted on purpose (the same guard as Shlink's).
+        link = await state.store.get_link(slug)
+        if link is None:
+            raise LinkNotFound(slug)
+        if link.clicks_total > threshold:
+            raise DeleteProtected(slug, link.clicks_total, threshold)
     deleted = await state.store.delete_link(slug)
     state.links.forget(slug)
     if not deleted:
@@ -138,8 +162,11 @@ async def delete_link(slug: str) -> Response:
 
 @blueprint.post("/bulk")
 @require_scope("links:write")
+@limit_writes
 @document_request(list[LinkIn])  # type: ignore[arg-type]
 @validate_response(BulkResult)
+@document_response(Problem, 400)
+@document_response(Problem, 422)
 async def bulk_create() -> BulkResult:
     """Create up to 1,000 links at once.
 

@@ -20,6 +20,7 @@ from boltlink import __version__, build_id
 from boltlink.errors import NotFound, Unauthorized
 from boltlink.metrics import CONTENT_TYPE, authorized, render
 from boltlink.web.models import Problem
+from boltlink.web.openapi import document_media
 from boltlink.web.state import AppState, app_state
 
 blueprint = Blueprint("metrics", __name__)
@@ -30,6 +31,7 @@ _self.cpu_percent(None)  # the first call always says 0.0: prime it
 
 @blueprint.get("/metrics")
 @tag(["operations"])
+@document_media(200, "The Prometheus text exposition format.", "text/plain")
 @document_response(Problem, 401)
 @document_response(Problem, 404)
 async def metrics() -> Response:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from boltlink.store.base import SORT_KEYS, Link
-from boltlink.validation import MAX_TAGS, SLUG_MAX_LENGTH, TITLE_MAX_LENGTH
+from boltlink.validation import MAX_CLICKS_LIMIT, MAX_PAGE, MAX_TAGS, SLUG_MAX_LENGTH, TITLE_MAX_LENGTH
 
 RedirectStatus = Literal[301, 302, 307, 308]
 SortKey = Literal[SORT_KEYS]  # type: ignore[valid-type]
@@ -32,7 +32,8 @@ class LinkIn(Strict):
     expires_at: datetime | None = Field(
         None, description="After this moment the link answers 410. Without a zone, UTC."
     )
-    max_clicks: int | None = Field(None, ge=1, description="At most this many human redirects, then 410.")
+    max_clicks: int | None = Field(None, ge=1, le=MAX_CLICKS_LIMIT,
+                                   description="At most this many human redirects, then 410.")
     redirect_status: RedirectStatus = 302
     forward_query: bool = Field(False, description="Append the short link's query string to the target.")
     do_not_track: bool = Field(False, description="Record no click events (and so no statistics) for this link.")
@@ -45,7 +46,7 @@ class LinkPatch(Strict):
     title: str | None = Field(None, max_length=TITLE_MAX_LENGTH)
     tags: list[str] | None = Field(None, max_length=MAX_TAGS)
     expires_at: datetime | None = None
-    max_clicks: int | None = Field(None, ge=1)
+    max_clicks: int | None = Field(None, ge=1, le=MAX_CLICKS_LIMIT)
     redirect_status: RedirectStatus | None = None
     forward_query: bool | None = None
     do_not_track: bool | None = None
@@ -95,8 +96,14 @@ class LinkListQuery(Strict):
     q: str | None = Field(None, max_length=256, description="Substring of url, slug or title (any case).")
     tag: str | None = None
     sort: SortKey = "-created_at"  # type: ignore[valid-type]
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_PAGE)
     limit: int = Field(20, ge=1, le=100)
+
+
+class DeleteQuery(Strict):
+    force: bool = Field(
+        False, description="Delete even a link with more clicks than the server's delete_protection_clicks."
+    )
 
 
 class Pagination(BaseModel):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 from quart import Blueprint, Response, request
 from quart_schema import document_response, tag
+from werkzeug.urls import iri_to_uri
 
 from boltlink.errors import ClickLimitReached, LinkExpired, LinkNotFound
 from boltlink.events.spool import EventQueueError
@@ -15,7 +17,10 @@ from boltlink.useragent import is_bot
 from boltlink.validation import SLUG_RE
 from boltlink.web.clicks import click_event
 from boltlink.web.models import Problem
+from boltlink.web.openapi import document_media
+from boltlink.web.problems import QUERY_SAFE
 from boltlink.web.state import app_state
+from boltlink.web.throttle import limit_redirect
 
 log = logging.getLogger("boltlink.web")
 
@@ -24,13 +29,20 @@ blueprint = Blueprint("redirect", __name__)
 
 @blueprint.get("/<slug>")
 @tag(["redirect"])
+@document_media(301, "Moved permanently to the link's target (Location).")
+@document_media(302, "Found: the link's target is in Location (the default).")
+@document_media(307, "Temporary redirect to Location, keeping the method.")
+@document_media(308, "Permanent redirect to Location, keeping the method.")
 @document_response(Problem, 404)
 @document_response(Problem, 410)
+@document_response(Problem, 429)
 async def follow(slug: str) -> Response:
     """Follow a short link: its redirect status and Location (HEAD too).
 
-    410 once expired or out of clicks. Browsers get an HTML error page, other clients problem JSON.
+    410 once expired or out of clicks; 429 past rate_limit_redirects. Browsers get an HTML error page,
+    other clients problem JSON.
     """
+    await limit_redirect()  # before the lookup: guessing slugs is what a redirect limit slows down
     if not SLUG_RE.fullmatch(slug):
         raise LinkNotFound(slug)
     state = app_state()
@@ -66,10 +78,19 @@ def redirect_headers(link: Link, query: str) -> list[tuple[str, str]]:
 
 
 def target_of(link: Link, query: str) -> str:
-    """The link's URL, with the visitor's query string appended when forward_query is on."""
+    """The link's URL, with the visitor's query string appended when forward_query is on.
+
+    Location is sent as ASCII, whatever the target: a URL with an IDN host or UTF-8 in its path
+    (an IRI) goes out in punycode and percent-encoding, and raw bytes of the visitor's query
+    (decoded as latin-1) percent-encoded as they came; headers are bytes, and the fast path
+    could not encode "€" at all.
+    """
+    target = link.url if link.url.isascii() else iri_to_uri(link.url)
     if not link.forward_query or not query:
-        return link.url
-    url, hash_, fragment = link.url.partition("#")
+        return target
+    if not query.isascii():
+        query = quote(query.encode("latin-1"), safe=QUERY_SAFE)  # as TolerantRequest does for Quart
+    url, hash_, fragment = target.partition("#")
     joiner = "&" if "?" in url else "?"
     if url.endswith(("?", "&")):
         joiner = ""

@@ -13,6 +13,7 @@ from boltlink.events.base import EventSink
 from boltlink.store.base import LinkStore
 from boltlink.store.link_cache import LinkCache
 from boltlink.web.clicks import Network, trusted_networks
+from boltlink.web.ratelimit import RateLimiter, create_limiter
 from boltlink.web.telemetry import RequestCounters
 
 
@@ -27,6 +28,7 @@ class AppState:
     trusted: tuple[Network, ...] = field(default=())
     counters: RequestCounters = field(default_factory=RequestCounters)
     links: LinkCache = field(init=False)  # the redirect path's view of the store
+    limiter: RateLimiter = field(init=False)  # rate limits' buckets (web/throttle.py)
     # Cluster-wide figures for /metrics (the master's, under a cluster); None: this process's own.
     cluster_metrics: Callable[[], Awaitable[dict[str, Any]]] | None = None
     # The master's status (what `status --json` prints), under a cluster; None for `serve` alone.
@@ -36,6 +38,7 @@ class AppState:
     def __post_init__(self) -> None:
         self.trusted = trusted_networks(self.config)
         self.links = LinkCache(self.store)
+        self.limiter = create_limiter(self.config)
 
 
 def app_state() -> AppState:

@@ -27,7 +27,8 @@ from boltlink.store.base import Link
 from boltlink.store.clicks import DIMENSIONS, ClickStore, Visit
 from boltlink.validation import as_utc
 from boltlink.web.auth import require_scope
-from boltlink.web.models import Strict
+from boltlink.web.models import Problem, Strict
+from boltlink.web.openapi import document_media
 from boltlink.web.state import app_state
 
 blueprint = Blueprint("stats", __name__, url_prefix="/api/v1")
@@ -121,9 +122,18 @@ class GlobalStatsOut(BaseModel):
     top_links: list[TopLink]
 
 
+# Clicks happen after the epoch; the series steps whole days past `to`, which year 9999 has no room for.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
 def resolve_range(start: datetime | None, end: datetime | None, granularity: str) -> tuple[datetime, datetime]:
-    end = as_utc(end) or datetime.now(timezone.utc)
-    start = as_utc(start) or end - DEFAULT_SPAN[granularity]
+    start, end = as_utc(start), as_utc(end)
+    for field, moment in (("from", start), ("to", end)):
+        if moment is not None and not EARLIEST <= moment <= LATEST:
+            raise InvalidInput.field(field, f"must be between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+    end = end or datetime.now(timezone.utc)
+    start = start or end - DEFAULT_SPAN[granularity]
     if start >= end:
         raise InvalidInput.field("from", "must be before 'to'")
     step = timedelta(hours=1) if granularity == "hour" else timedelta(days=1)
@@ -147,6 +157,8 @@ def clicks_store() -> ClickStore:
 @require_scope("stats:read")
 @validate_querystring(StatsQuery)
 @validate_response(LinkStatsOut)
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def link_stats(slug: str, query_args: StatsQuery) -> LinkStatsOut:
     """Clicks of one link over time: totals, a series, and top referrers, browsers, OS, devices, countries."""
     link = await link_of(slug)
@@ -165,6 +177,9 @@ async def link_stats(slug: str, query_args: StatsQuery) -> LinkStatsOut:
 @require_scope("stats:read")
 @validate_querystring(VisitsQuery)
 @document_response(VisitList)  # documented, not validated: the CSV answer is a plain Response
+@document_media(200, "The visits as JSON, or with format=csv as a CSV file.", "text/csv")
+@document_response(Problem, 404)
+@document_response(Problem, 422)
 async def link_visits(slug: str, query_args: VisitsQuery) -> VisitList | Response:
     """Raw visits of one link, newest first (kept visit_retention_days); ?format=csv exports them all."""
     link = await link_of(slug)
@@ -219,6 +234,7 @@ def _visit_out(visit: Visit) -> VisitOut:
 @require_scope("stats:read")
 @validate_querystring(RangeQuery)
 @validate_response(GlobalStatsOut)
+@document_response(Problem, 422)
 async def global_stats(query_args: RangeQuery) -> GlobalStatsOut:
     """Clicks across all links for a period, and the links clicked most."""
     start, end = resolve_range(query_args.from_, query_args.to, "day")

@@ -38,6 +38,11 @@ from boltlink.workers.channel import MasterChannel
 log = logging.getLogger("boltlink.api")
 
 HEARTBEAT_SECONDS = 1.0
+# hypercorn's idle timer runs from accept (and from each response) until a request's headers are
+# in, so this is also how long a client gets to send them: a slowloris is closed after it. (No
+# read_timeout: it counts time without incoming bytes, so it would also cut a client waiting for
+# a long answer; Quart's BODY_TIMEOUT bounds a trickled body instead.)
+HEADER_TIMEOUT = 5.0
 
 
 def run_api(config: Config, *, process_name: str = "api", listen_fd: int | None = None,
@@ -134,6 +139,7 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
     hypercorn_config = HypercornConfig()
     hypercorn_config.backlog = config.backlog  # hypercorn re-listens with its own default of 100 otherwise
     hypercorn_config.graceful_timeout = config.kill_timeout
+    hypercorn_config.keep_alive_timeout = HEADER_TIMEOUT
     hypercorn_config.accesslog = None
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     host, port = sock.getsockname()[:2]

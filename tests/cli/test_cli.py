@@ -209,6 +209,13 @@ def test_links_list_json(run: Run) -> None:
     assert page["pagination"]["total"] == 1
 
 
+def test_links_list_refuses_a_page_past_what_the_store_can_offset(run: Run) -> None:
+    result = run("links", "list", "--page", str(10**20))
+
+    assert result.exit_code == 2  # click's usage error, where SQLite's OverflowError was an internal error
+    assert "--page" in result.output
+
+
 def test_links_delete_removes_the_link(run: Run) -> None:
     run("links", "create", "https://example.com", "--slug", "abc")
 
