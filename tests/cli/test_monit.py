@@ -9,13 +9,11 @@ on a private tmux server, which the test kills too.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from harness_import import cluster_harness
 from rich.cells import cell_len
 from rich.console import Console
 
@@ -33,18 +32,7 @@ from boltlink.cli.monit_view import BLOCKS, Frame, render, short_log_line, spark
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_by_path(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and typing look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = sys.modules.get("boltlink_cluster_harness") or _load_by_path(
-    "boltlink_cluster_harness", ROOT / "tests" / "cluster" / "cluster_harness.py"
-)
+harness = cluster_harness()
 make_cluster = harness.make_cluster  # pytest finds fixtures by name in the test module
 wait_for = harness.wait_for
 Run = Callable[..., Result]

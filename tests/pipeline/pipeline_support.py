@@ -14,7 +14,6 @@ by path: `from conftest import` would pick whichever conftest pytest imported la
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -28,22 +27,12 @@ from typing import Any
 
 import httpx
 import redis
+from harness_import import cluster_harness
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_by_path(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses and typing look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = sys.modules.get("boltlink_cluster_harness") or _load_by_path(
-    "boltlink_cluster_harness", ROOT / "tests" / "cluster" / "cluster_harness.py"
-)
+harness = cluster_harness()
 if str(ROOT / "scripts") not in sys.path:
     sys.path.insert(0, str(ROOT / "scripts"))
 from loadgen import BackgroundLoad, LoadResult, run_load  # noqa: E402
