@@ -19,7 +19,7 @@ from boltlink.cluster.supervisor import ClusterError, Supervisor
 from boltlink.config import Config
 from boltlink.errors import ListenError
 from boltlink.logformat import make_formatter
-from boltlink.web.metrics_port import MetricsServer, bind_metrics
+from boltlink.metrics_server import MetricsServer, bind_metrics
 from boltlink.workers.balance import ConnectionBoard, SlotAllocator
 from boltlink.workers.bootstrap import run_async
 

@@ -24,10 +24,10 @@ from boltlink import __version__, build_id
 from boltlink.config import Config
 from boltlink.errors import ListenError, MasterUnavailable
 from boltlink.events import create_sink
+from boltlink.metrics_server import MetricsServer, bind_metrics
 from boltlink.store import create_store
 from boltlink.web import create_app
 from boltlink.web.metrics import own_snapshot
-from boltlink.web.metrics_port import MetricsServer, bind_metrics
 from boltlink.web.state import AppState
 from boltlink.web.telemetry import RequestCounters
 from boltlink.workers import http_server

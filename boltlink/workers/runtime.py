@@ -20,7 +20,7 @@ import psutil
 
 from boltlink import __version__, build_id
 from boltlink.config import Config
-from boltlink.web.metrics_port import MetricsServer, bind_metrics
+from boltlink.metrics_server import MetricsServer, bind_metrics
 from boltlink.workers.bootstrap import configure_logging, run_async
 from boltlink.workers.channel import MasterChannel
 

@@ -1,4 +1,4 @@
-"""/metrics on its own port (metrics_port): served by the cluster master, or by `serve` alone.
+"""/metrics on its own port (metrics_port): served by the cluster master, by `serve` alone, or by a role alone.
 
 For when the API port is public and the scraper should reach the figures
 somewhere else (a pod's metrics port, a firewalled interface). A minimal
