@@ -21,8 +21,13 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import psutil
+
+from boltlink import __version__, build_id
 
 # Upper bounds in seconds, as Prometheus' client libraries default to, plus 1 ms for redirects.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -65,6 +70,22 @@ class Totals:
         """The same shape as one process's counters, so Totals add up like processes do."""
         return {"routes": self.routes, "latency": self.latency, "latency_sum": self.latency_sum,
                 "clicks_queued": self.clicks_queued, "recorded": self.clicks_aggregated}
+
+
+def build_info() -> dict[str, str]:
+    return {"version": __version__, "build": build_id()}
+
+
+def this_process(name: str, role: str) -> dict[str, Any]:
+    """The processes row for a process that serves its own /metrics (`serve`, or a role alone)."""
+    with _self.oneshot():
+        cpu, memory = _self.cpu_percent(None), _self.memory_info().rss
+    return {"name": name, "role": role, "pid": os.getpid(), "status": "online", "cpu": cpu, "memory": memory,
+            "restarts": 0}
+
+
+_self = psutil.Process()
+_self.cpu_percent(None)  # the first call always says 0.0: prime it
 
 
 def authorized(header: str | None, token: str | None) -> bool:

@@ -12,8 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from boltlink import __version__, build_id
-from boltlink.metrics import LATENCY_BUCKETS, Totals, quantile
+from boltlink.metrics import LATENCY_BUCKETS, Totals, build_info, quantile
 
 WINDOW_SECONDS = 10.0  # p99 and error rate: over the last this long
 HISTORY_LENGTH = 60  # requests/s samples kept for sparklines (one a second)
@@ -98,7 +97,7 @@ class ClusterTelemetry:
         totals = self.retired.plus(r.counts for _, r in live)
         aggregator = next((r.counts for role, r in live if role == "aggregator" and r.counts), None)
         return {
-            "build": {"version": __version__, "build": build_id()},
+            "build": build_info(),
             "http": {**totals.as_counts(), "in_flight": sum(int(r.counts.get("in_flight", 0)) for _, r in live)},
             "clicks_queued": totals.clicks_queued,
             "clicks_aggregated": totals.clicks_aggregated,

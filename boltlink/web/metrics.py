@@ -9,24 +9,19 @@ the API port answers 404; with metrics_token set, a scrape needs
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import psutil
 from quart import Blueprint, Response, request
 from quart_schema import document_response, tag
 
-from boltlink import __version__, build_id
 from boltlink.errors import NotFound, Unauthorized
-from boltlink.metrics import CONTENT_TYPE, authorized, render
+from boltlink.metrics import CONTENT_TYPE, authorized, build_info, render, this_process
 from boltlink.web.models import Problem
 from boltlink.web.openapi import document_media
 from boltlink.web.state import AppState, app_state
 
 blueprint = Blueprint("metrics", __name__)
 
-_self = psutil.Process()
-_self.cpu_percent(None)  # the first call always says 0.0: prime it
 
 
 @blueprint.get("/metrics")
@@ -53,14 +48,11 @@ def own_snapshot(state: AppState) -> dict[str, Any]:
     """This process alone (`serve`): its requests, and the clicks its in-process aggregator recorded."""
     counts = state.counters.snapshot()
     aggregator = state.aggregator_figures
-    with _self.oneshot():
-        cpu, memory = _self.cpu_percent(None), _self.memory_info().rss
     return {
-        "build": {"version": __version__, "build": build_id()},
+        "build": build_info(),
         "http": counts,
         "clicks_queued": counts["clicks_queued"],
         "clicks_aggregated": int(aggregator.get("recorded", 0)) if aggregator is not None else 0,
         "aggregator": aggregator,
-        "processes": [{"name": "serve", "role": "api", "pid": os.getpid(), "status": "online", "cpu": cpu,
-                       "memory": memory, "restarts": 0}],
+        "processes": [this_process("serve", "api")],
     }

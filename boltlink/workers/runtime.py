@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
-
 from boltlink import __version__, build_id
 from boltlink.config import Config
+from boltlink.metrics import build_info, this_process
 from boltlink.metrics_server import MetricsServer, bind_metrics
 from boltlink.workers.bootstrap import configure_logging, run_async
 from boltlink.workers.channel import MasterChannel
@@ -49,19 +48,12 @@ class Telemetry:
 async def _snapshot(process_name: str, telemetry: Telemetry) -> dict[str, Any]:
     """/metrics of a role running alone: its figures and its process (boltlink.metrics)."""
     figures = dict(telemetry.figures)
-    with _self.oneshot():
-        cpu, memory = _self.cpu_percent(None), _self.memory_info().rss
     return {
-        "build": {"version": __version__, "build": build_id()},
+        "build": build_info(),
         "clicks_aggregated": int(figures.get("recorded", 0)),
         "aggregator": figures if "lag" in figures else None,
-        "processes": [{"name": process_name, "role": process_name, "pid": os.getpid(), "status": "online",
-                       "cpu": cpu, "memory": memory, "restarts": 0}],
+        "processes": [this_process(process_name, process_name)],
     }
-
-
-_self = psutil.Process()
-_self.cpu_percent(None)  # the first call always says 0.0: prime it
 
 RoleMain = Callable[[Config, asyncio.Event, Telemetry], Awaitable[None]]
 
