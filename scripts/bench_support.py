@@ -100,19 +100,17 @@ def private_stream(redis_url: str = REDIS_URL) -> Iterator[str]:
     """Point boltlink's Redis stream and consumer group at names of our own; delete the stream after."""
     import redis
 
-    from boltlink.events import fallback
     from boltlink.events import redis as redis_events
 
     check_loopback(redis_url)
     name = f"boltlink-bench:clicks:{uuid.uuid4().hex}"
-    saved = redis_events.STREAM, redis_events.GROUP, fallback.STREAM
+    saved = redis_events.STREAM, redis_events.GROUP  # read at each call (the sink's XADDs go through add_lines)
     redis_events.STREAM = name
     redis_events.GROUP = f"bench-{uuid.uuid4().hex[:8]}"
-    fallback.STREAM = name  # imported by value there
     try:
         yield name
     finally:
-        redis_events.STREAM, redis_events.GROUP, fallback.STREAM = saved
+        redis_events.STREAM, redis_events.GROUP = saved
         with redis.Redis.from_url(redis_url) as client:
             client.delete(name)
 

@@ -21,8 +21,9 @@ from redis.exceptions import RedisError
 
 from boltlink.events.base import EventSink, Health
 from boltlink.events.model import ClickEvent
-from boltlink.events.redis import STREAM, add_lines, connect
+from boltlink.events.redis import add_lines, connect
 from boltlink.events.spool import SpoolWriter, read_lines, spool_files, try_lock
+from boltlink.events.xadd_batch import XaddBatcher
 
 log = logging.getLogger("boltlink.events")
 
@@ -37,6 +38,7 @@ class RedisSink(EventSink):
         self.spool = SpoolWriter(spool_dir, writer_name, spool_file_size)
         self.spool_dir = spool_dir
         self._client = connect(url)
+        self._batcher = XaddBatcher(lambda lines: add_lines(self._client, lines), XADD_TIMEOUT)
         self._redis_up = True
         self._task: asyncio.Task[None] | None = None
 
@@ -49,6 +51,7 @@ class RedisSink(EventSink):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._batcher.close()
         await self.spool.close()
         await self._client.aclose()
 
@@ -56,7 +59,7 @@ class RedisSink(EventSink):
         line = event.encode()
         if self._redis_up:
             try:
-                await asyncio.wait_for(self._client.xadd(STREAM, {b"e": line}), XADD_TIMEOUT)
+                await self._batcher.add(line)  # with the other redirects' events of this moment
                 return
             except (RedisError, OSError, TimeoutError) as exc:
                 self._redis_up = False

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 import pytest
 import redis
 
-from boltlink.events import fallback
 from boltlink.events import redis as redis_events
 
 
@@ -40,7 +39,6 @@ def stream(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     name = f"boltlink-test:clicks:{uuid.uuid4().hex}"
     monkeypatch.setattr(redis_events, "STREAM", name)
     monkeypatch.setattr(redis_events, "GROUP", f"group-{uuid.uuid4().hex[:8]}")
-    monkeypatch.setattr(fallback, "STREAM", name)  # imported by value there
     yield name
     with redis.Redis.from_url(redis_url) as client:
         client.delete(name)
