@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 
 from boltlink.store import sqlite_db as db
 from boltlink.store.clicks import DIMENSIONS, DIRECT, UNKNOWN, Visit
@@ -170,9 +171,8 @@ def _insert(conn: sqlite3.Connection, batch: list[Visit]) -> int:
     live = {row[0] for row in conn.execute(
         "SELECT id FROM main.links WHERE id IN (SELECT value FROM json_each(?))", (wanted,)
     )}  # fmt: skip
-    ts = db.ts
     rows = [
-        (v.event_id, v.link_id, ts(v.at), v.referrer, v.referrer_host, v.user_agent, v.browser, v.os, v.device,
+        (v.event_id, v.link_id, _text(v.at), v.referrer, v.referrer_host, v.user_agent, v.browser, v.os, v.device,
          int(v.bot), v.ip, v.country, v.visitor)
         for v in batch if v.link_id in live
     ]  # fmt: skip
@@ -181,3 +181,8 @@ def _insert(conn: sqlite3.Connection, batch: list[Visit]) -> int:
     last = conn.execute("SELECT coalesce(max(id), 0) FROM main.visits").fetchone()[0]
     conn.executemany(_INSERT_VISIT, rows)
     return conn.execute(_FILL_BATCH, (last,)).rowcount
+
+
+def _text(at: datetime) -> str:
+    """db.ts(at), without its conversion when at is UTC already, as the aggregator's visits are (~1.5 us each)."""
+    return at.isoformat(timespec="microseconds") if at.tzinfo is UTC else db.ts(at)
