@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 SortKey = Literal["created_at", "-created_at", "slug", "-slug", "url", "-url", "clicks", "-clicks"]
 SORT_KEYS: tuple[str, ...] = ("created_at", "-created_at", "slug", "-slug", "url", "-url", "clicks", "-clicks")
@@ -39,7 +39,7 @@ class NewLink:
     do_not_track: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: every API worker's link cache holds thousands (link_cache.py)
 class Link:
     """A stored link with its click counters.
 
@@ -75,6 +75,18 @@ class Link:
 UPDATABLE_FIELDS = (
     "url", "title", "tags", "expires_at", "max_clicks", "redirect_status", "forward_query", "do_not_track",
 )
+
+
+class LinkChanges(NamedTuple):
+    """What link_changes_since() found: the version it read up to, and the slugs changed since the one given.
+
+    slugs is None when the change log no longer reaches back that far (it keeps
+    the last 10,000 changes) or the version is not one this database gave out:
+    whoever holds links from before must forget them all.
+    """
+
+    version: int
+    slugs: frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -158,6 +170,16 @@ class LinkStore(abc.ABC):
 
         Shared by every process using the store (a row the database's triggers
         keep), so an in-memory link cache knows when to forget (link_cache.py).
+        Version N is the Nth change; link_changes_since() says which links they were.
+        """
+
+    @abc.abstractmethod
+    async def link_changes_since(self, version: int) -> LinkChanges:
+        """The current links_version() and the slugs created, deleted or changed after `version`.
+
+        Read in one snapshot, so every change up to the version returned is in
+        the slugs, and none after it. Cheap when nothing changed: link caches
+        ask every half second.
         """
 
     # links -----------------------------------------------------------------
@@ -169,6 +191,13 @@ class LinkStore(abc.ABC):
     @abc.abstractmethod
     async def get_link(self, slug: str) -> Link | None:
         """The link with exactly this slug, or None."""
+
+    @abc.abstractmethod
+    async def popular_links(self, limit: int) -> list[Link]:
+        """Up to `limit` links a redirect cache may hold, most clicked (clicks_total) first.
+
+        Only links without max_clicks that have not expired: what a warming link cache loads.
+        """
 
     @abc.abstractmethod
     async def list_links(self, query: LinkQuery) -> LinkPage:

@@ -8,12 +8,17 @@ a change, so each method is atomic on the event loop.
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
 
 from boltlink.errors import Conflict, SlugTaken, StoreUnavailable
-from boltlink.store.base import ApiKey, Link, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
+from boltlink.store.base import ApiKey, Link, LinkChanges, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
 from boltlink.store.common import check_changes, check_query, now, unique_tags, utc, utc_or_none
 from boltlink.store.memory_clicks import MemoryClickStore
 from boltlink.store.schema import latest, load_migrations, pending
+
+CHANGE_LOG_KEPT = 10_000  # as the link_change_log triggers of migration 0005
+# The columns whose update the database's triggers count as a change (migration 0003): a redirect notices them.
+REDIRECT_FIELDS = frozenset({"url", "expires_at", "max_clicks", "redirect_status", "forward_query", "do_not_track"})
 
 
 class MemoryStore(LinkStore, MemoryClickStore):
@@ -23,6 +28,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
         self._keys: dict[str, ApiKey] = {}
         self._next_id = 1
         self._version = 0  # links_version(): moves with every create, update and delete
+        self._change_log: deque[tuple[int, str]] = deque(maxlen=CHANGE_LOG_KEPT)  # (version, slug)
         # Pretends to hold the SQLite schema, so migrate() reports like the real backends.
         self._versions: set[int] = set()
         self._init_clicks()
@@ -51,6 +57,19 @@ class MemoryStore(LinkStore, MemoryClickStore):
         self._check_open()
         return self._version
 
+    async def link_changes_since(self, version: int) -> LinkChanges:
+        self._check_open()
+        if version == self._version:
+            return LinkChanges(version, frozenset())
+        oldest = self._change_log[0][0] if self._change_log else self._version + 1
+        if version > self._version or oldest > version + 1:
+            return LinkChanges(self._version, None)
+        return LinkChanges(self._version, frozenset(slug for v, slug in self._change_log if v > version))
+
+    def _changed(self, slug: str) -> None:
+        self._version += 1
+        self._change_log.append((self._version, slug))
+
     def _check_open(self) -> None:
         if not self._open:
             raise StoreUnavailable("The link store is not open.")
@@ -78,12 +97,19 @@ class MemoryStore(LinkStore, MemoryClickStore):
         )
         self._next_id += 1
         self._links[link.slug] = link
-        self._version += 1
+        self._changed(link.slug)
         return link
 
     async def get_link(self, slug: str) -> Link | None:
         self._check_open()
         return self._links.get(slug)
+
+    async def popular_links(self, limit: int) -> list[Link]:
+        self._check_open()
+        moment = now()
+        cacheable = [link for link in self._links.values() if link.max_clicks is None and not link.is_expired(moment)]
+        cacheable.sort(key=lambda link: (link.clicks_total, link.id), reverse=True)
+        return cacheable[:limit]
 
     async def list_links(self, query: LinkQuery) -> LinkPage:
         self._check_open()
@@ -103,7 +129,8 @@ class MemoryStore(LinkStore, MemoryClickStore):
             return link
         updated = dataclasses.replace(link, **clean, updated_at=now())  # type: ignore[arg-type]
         self._links[slug] = updated
-        self._version += 1
+        if REDIRECT_FIELDS.intersection(clean):
+            self._changed(slug)
         return updated
 
     async def delete_link(self, slug: str) -> bool:
@@ -111,7 +138,7 @@ class MemoryStore(LinkStore, MemoryClickStore):
         link = self._links.pop(slug, None)
         if link is not None:
             self._forget_link(link.id)
-            self._version += 1
+            self._changed(slug)
         return link is not None
 
     async def consume_click(self, slug: str) -> bool:

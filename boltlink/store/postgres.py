@@ -25,7 +25,7 @@ from boltlink.errors import (
     StoreError,
     StoreUnavailable,
 )
-from boltlink.store.base import ApiKey, Link, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
+from boltlink.store.base import ApiKey, Link, LinkChanges, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
 from boltlink.store.common import (
     LIKE_ESCAPE,
     check_changes,
@@ -155,6 +155,23 @@ class PostgresStore(LinkStore, PostgresClickStore):
         async with self._connection() as conn:
             return await conn.fetchval("SELECT version FROM link_changes")
 
+    async def link_changes_since(self, version: int) -> LinkChanges:
+        async with self._connection() as conn:
+            # One statement, so one snapshot for the version and its log.
+            row = await conn.fetchrow(
+                "SELECT version AS head,"
+                " (SELECT min(version) FROM link_change_log) AS oldest,"
+                " ARRAY(SELECT slug FROM link_change_log WHERE version > $1) AS slugs"
+                " FROM link_changes WHERE id = 1",
+                version,
+            )
+        head, oldest = row["head"], row["oldest"]
+        if head == version:
+            return LinkChanges(head, frozenset())
+        if version > head or oldest is None or oldest > version + 1:
+            return LinkChanges(head, None)
+        return LinkChanges(head, frozenset(row["slugs"]))
+
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection; errors inside the block come out as boltlink errors."""
@@ -191,6 +208,16 @@ class PostgresStore(LinkStore, PostgresClickStore):
         async with self._connection() as conn:
             row = await conn.fetchrow(f"{_SELECT_LINK} WHERE l.slug = $1", slug)
         return None if row is None else _link(row)
+
+    async def popular_links(self, limit: int) -> list[Link]:
+        query = (
+            f"{_SELECT_LINK} WHERE l.max_clicks IS NULL AND (l.expires_at IS NULL OR l.expires_at > now())"
+            " ORDER BY l.clicks_total DESC, l.id DESC LIMIT $1"  # links_clicks_total_idx, backwards
+        )
+        # A cursor, so thousands of rows never sit in memory beside their links: a freed
+        # list of every row would stay in the API worker's RSS as fragmentation.
+        async with self._connection() as conn, conn.transaction(readonly=True):
+            return [_link(row) async for row in conn.cursor(query, limit, prefetch=500)]
 
     async def list_links(self, query: LinkQuery) -> LinkPage:
         column, descending = check_query(query)

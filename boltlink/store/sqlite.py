@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from boltlink.errors import Conflict, SlugTaken, StoreUnavailable
 from boltlink.store import sqlite_db as db
-from boltlink.store.base import ApiKey, Link, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
+from boltlink.store.base import ApiKey, Link, LinkChanges, LinkPage, LinkQuery, LinkStore, MigrationReport, NewLink
 from boltlink.store.common import LIKE_ESCAPE, check_changes, check_query, like_pattern, now, unique_tags
 from boltlink.store.sqlite_clicks import SqliteClickStore, delete_link_clicks
 
@@ -81,7 +81,21 @@ class SqliteStore(LinkStore, SqliteClickStore):
         await self._call(lambda conn: conn.execute("SELECT count(*) FROM schema_migrations").fetchone())
 
     async def links_version(self) -> int:
-        return await self._call(lambda conn: conn.execute("SELECT version FROM link_changes").fetchone()[0])
+        return await self._call(_links_version)
+
+    async def link_changes_since(self, version: int) -> LinkChanges:
+        def job(conn: sqlite3.Connection) -> LinkChanges:
+            if _links_version(conn) == version:  # nearly always: one read, no transaction
+                return LinkChanges(version, frozenset())
+            with db.read(conn):  # the version and its log from one snapshot
+                head = _links_version(conn)
+                oldest = conn.execute("SELECT min(version) FROM link_change_log").fetchone()[0]
+                if version > head or oldest is None or oldest > version + 1:
+                    return LinkChanges(head, None)
+                rows = conn.execute("SELECT slug FROM link_change_log WHERE version > ?", (version,))
+                return LinkChanges(head, frozenset(row[0] for row in rows))
+
+        return await self._call(job)
 
     async def _call(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run job(connection) on the worker thread; driver errors come back as boltlink errors."""
@@ -134,6 +148,18 @@ class SqliteStore(LinkStore, SqliteClickStore):
             with db.read(conn):
                 found = db.fetch_links(conn, "WHERE slug = ?", (slug,))
             return found[0] if found else None
+
+        return await self._call(job)
+
+    async def popular_links(self, limit: int) -> list[Link]:
+        def job(conn: sqlite3.Connection) -> list[Link]:
+            with db.read(conn):  # one snapshot for the tags and the links
+                return db.stream_links(
+                    conn,
+                    "WHERE max_clicks IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+                    " ORDER BY clicks_total DESC, id DESC LIMIT ?",  # links_clicks_total_idx, backwards
+                    (db.ts(now()), limit),
+                )
 
         return await self._call(job)
 
@@ -256,6 +282,10 @@ class SqliteStore(LinkStore, SqliteClickStore):
             return None
 
         return await self._call(job)
+
+
+def _links_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT version FROM link_changes").fetchone()[0]
 
 
 def _filters(query: LinkQuery) -> tuple[str, tuple[Any, ...]]:

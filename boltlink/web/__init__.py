@@ -43,6 +43,7 @@ def create_app(config: Config, store: LinkStore | None = None, sink: EventSink |
     app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in the order the models declare them
     state = AppState(config=config, store=store or create_store(config), sink=sink or create_sink(config, "api"))
     app.extensions["boltlink"] = state
+    app.after_serving(state.links.close)  # first: a warm-up still running stops before the store closes
     if store is None:
         app.before_serving(state.store.open)
         app.after_serving(state.store.close)
@@ -50,6 +51,7 @@ def create_app(config: Config, store: LinkStore | None = None, sink: EventSink |
         app.before_serving(state.sink.open)
         app.after_serving(state.sink.close)
     app.after_serving(state.limiter.close)
+    app.before_serving(state.links.start_warm_up)  # once the store is open; serving does not wait for it
 
     register_error_handlers(app)
     for module in (health, docs, metrics, links, stats, cluster, ui, qr, redirect):

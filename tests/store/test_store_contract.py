@@ -7,6 +7,7 @@ real OS processes where a backend is shared between processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -514,6 +515,119 @@ async def test_delete_removes_the_link_and_its_tags(store: LinkStore) -> None:
     assert await slugs(store, tag="t") == []
     again = await store.create_link(link("gone"))  # the slug is free again, with no old tags
     assert again.tags == ()
+
+
+# link changes (what API workers' link caches forget) --------------------------------
+
+
+async def test_link_changes_name_each_created_updated_and_deleted_slug(store: LinkStore) -> None:
+    start = await store.links_version()
+    await store.create_link(link("kept"))
+    await store.create_link(link("moved"))
+    await store.create_link(link("gone"))
+    after_creates = await store.links_version()
+    await store.update_link("moved", {"url": "https://example.org/moved"})
+    await store.delete_link("gone")
+
+    changes = await store.link_changes_since(start)
+    assert changes.version == await store.links_version() == start + 5  # version N is the Nth change
+    assert changes.slugs == {"kept", "moved", "gone"}
+    assert await store.link_changes_since(after_creates) == (start + 5, {"moved", "gone"})
+    assert await store.link_changes_since(changes.version) == (changes.version, frozenset())
+
+
+async def test_click_counts_spent_allowances_and_tags_are_not_link_changes(
+    store: LinkStore, backend: Backend
+) -> None:
+    # The aggregator writes clicks_* many times a second: each would drop the link from every cache.
+    await store.create_link(link("busy", max_clicks=10, tags=("a",)))
+    version = await store.links_version()
+    await set_clicks(backend, store, "busy", 12)
+    assert await store.consume_click("busy")
+    await store.update_link("busy", {"tags": ["b"]})  # tags do not change where a redirect goes
+    assert await store.link_changes_since(version) == (version, frozenset())
+    await store.update_link("busy", {"max_clicks": 20})
+    assert await store.link_changes_since(version) == (version + 1, {"busy"})
+
+
+async def test_the_change_log_keeps_the_last_10000_changes(store: LinkStore, backend: Backend) -> None:
+    start = await store.links_version()
+    await create_links_in_bulk(backend, store, 10_050)
+    head = await store.links_version()
+    assert head == start + 10_050
+
+    assert await store.link_changes_since(start) == (head, None)  # trimmed: forget everything
+    assert await store.link_changes_since(head - 10_001) == (head, None)
+    assert len((await store.link_changes_since(head - 10_000)).slugs or ()) == 10_000
+    assert await store.link_changes_since(head - 2) == (head, {"bulk-10049", "bulk-10050"})
+    if backend.name != "memory":
+        assert await count_rows(backend, "link_change_log") == 10_000
+
+
+async def test_a_version_this_store_never_gave_out_means_forget_everything(store: LinkStore) -> None:
+    # A database restored from a backup, or another one behind the same URL.
+    await store.create_link(link("one"))
+    head = await store.links_version()
+    assert await store.link_changes_since(head + 7) == (head, None)
+
+
+async def test_popular_links_are_the_most_clicked_that_a_cache_may_hold(store: LinkStore, backend: Backend) -> None:
+    now = datetime.now(UTC)
+    for slug, clicks, fields in (
+        ("top", 90, {"tags": ("z", "a")}),
+        ("second", 50, {"expires_at": now + timedelta(days=1)}),
+        ("third", 10, {}),
+        ("unclicked", 0, {}),
+        ("limited", 99, {"max_clicks": 1000}),  # its allowance is spent in the store: never cached
+        ("expired", 95, {"expires_at": now - timedelta(seconds=1)}),
+    ):
+        await store.create_link(link(slug, **fields))
+        await set_clicks(backend, store, slug, clicks)
+
+    assert [item.slug for item in await store.popular_links(3)] == ["top", "second", "third"]
+    everything = await store.popular_links(100)
+    assert [item.slug for item in everything] == ["top", "second", "third", "unclicked"]
+    assert everything[0] == await store.get_link("top")
+
+
+async def create_links_in_bulk(backend: Backend, store: LinkStore, count: int) -> None:
+    """bulk-1 ... bulk-<count>, written at database speed (through the triggers, as the API's would be)."""
+    if isinstance(store, MemoryStore):
+        for number in range(1, count + 1):
+            await store.create_link(link(f"bulk-{number}"))
+    elif backend.dialect == "sqlite":
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds")
+        with sqlite3.connect(backend.target, timeout=5) as conn:
+            conn.executemany(
+                "INSERT INTO links (slug, url, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                [(f"bulk-{n}", f"https://example.com/{n}", stamp, stamp) for n in range(1, count + 1)],
+            )
+        conn.close()
+    else:
+        import asyncpg
+
+        conn = await asyncpg.connect(backend.target)
+        try:
+            await conn.execute(
+                "INSERT INTO links (slug, url) SELECT 'bulk-' || n, 'https://example.com/' || n"
+                " FROM generate_series(1, $1::integer) AS n ORDER BY n",
+                count,
+            )
+        finally:
+            await conn.close()
+
+
+async def count_rows(backend: Backend, table: str) -> int:
+    if backend.dialect == "sqlite":
+        with contextlib.closing(sqlite3.connect(backend.target, timeout=5)) as conn:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    import asyncpg
+
+    conn = await asyncpg.connect(backend.target)
+    try:
+        return await conn.fetchval(f"SELECT count(*) FROM {table}")
+    finally:
+        await conn.close()
 
 
 # click limits --------------------------------------------------------------------
