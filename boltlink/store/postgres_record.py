@@ -6,11 +6,19 @@ One READ COMMITTED transaction of a few statements, whatever the batch size:
                       watermark and our commit, so late visits land on the right side of it
     links             FOR KEY SHARE, in id order: none of the batch's links can be deleted
                       under us, and the visits of links already gone are dropped
-    visits            INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING event_id: the new ones
-    visitors_daily    the same, RETURNING the (link, day, visitor) keys seen for the first time
-    counters          INSERT ... ON CONFLICT DO UPDATE, summed in Python first (clicks_common.tally)
-    links             FOR NO KEY UPDATE in id order, then one UPDATE of clicks_*
+    click_stage       COPY (binary) of the batch into a temporary table of this connection
+    links             FOR NO KEY UPDATE in id order: the statement below updates them
+    one statement     visits INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING the new ones,
+                      and from those, in the same statement: visitors_daily (the keys seen for the
+                      first time), clicks_hourly, breakdown_hourly, the daily tables for late
+                      visits, and links.clicks_*
     consumer_offsets  last, so a bad offset (CHECK position >= 0) undoes everything
+
+The server does the grouping, as SQLite does in sqlite_record.py: summing a
+batch in Python (clicks_common.tally) and sending the sums back as JSON cost
+the aggregator more CPU than everything else it does for a visit
+(scripts/bench_aggregator.py), on the same cores as the database. Only the
+new visits are counted, so a batch replayed after a crash changes nothing.
 
 Every statement takes its rows in key order, so two recorders (which the
 design never runs, but the tests do) wait for each other rather than
@@ -23,61 +31,92 @@ one FOR KEY SHARE query above does the same job for the whole batch.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
-from boltlink.store.clicks import Visit
-from boltlink.store.clicks_common import DAY, Tally, tally
+from boltlink.store.clicks import DIRECT, UNKNOWN, Visit
 
 VISIT_COLUMNS = (
     "event_id, link_id, at, referrer, referrer_host, user_agent, browser, os, device, bot, ip, country, visitor"
 )
 _VISIT_COLUMN_NAMES = [name.strip() for name in VISIT_COLUMNS.split(",")]
-_INSERT_VISITS = f"""
-INSERT INTO visits ({VISIT_COLUMNS})
-SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-                     $8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[], $13::text[])
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id
+
+# ON COMMIT DELETE ROWS: empty at the start of every transaction, whatever the last one did.
+_STAGE = "CREATE TEMP TABLE IF NOT EXISTS click_stage (LIKE visits) ON COMMIT DELETE ROWS"
+
+# Buckets in UTC whatever the session's TimeZone: an hour as timestamptz, a day as date.
+_HOUR = "to_timestamp(floor(extract(epoch FROM at) / 3600) * 3600)"
+_DAY_OF_HOUR = "(DATE '1970-01-01' + (floor(extract(epoch FROM hour) / 86400))::integer)"
+
+_DIMENSIONS = f"""(VALUES ('referrer', coalesce(nullif(n.referrer_host, ''), '{DIRECT}')),
+                          ('browser', coalesce(nullif(n.browser, ''), '{UNKNOWN}')),
+                          ('os', coalesce(nullif(n.os, ''), '{UNKNOWN}')),
+                          ('device', coalesce(nullif(n.device, ''), '{UNKNOWN}')),
+                          ('country', coalesce(nullif(n.country, ''), '{UNKNOWN}'))) AS d (dimension, value)"""
+
+# $1: the rollup watermark as a date, or NULL before the first rollup.
+# Visitors: a (link, day, visitor) key new to visitors_daily counts once, in the hour of its
+# earliest visit in this batch; ALL_LINKS (0) counts a visitor once per day across links.
+_RECORD = f"""
+WITH new AS (
+    INSERT INTO visits ({VISIT_COLUMNS})
+    SELECT {VISIT_COLUMNS} FROM pg_temp.click_stage ORDER BY event_id
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING link_id, {_HOUR} AS hour, bot, referrer_host, browser, os, device, country, visitor
+), keys AS (
+    SELECT link_id, {_DAY_OF_HOUR} AS day, visitor, min(hour) AS hour FROM new GROUP BY 1, 2, 3
+    UNION ALL
+    SELECT 0, {_DAY_OF_HOUR}, visitor, min(hour) FROM new GROUP BY 2, 3
+), first_seen AS (
+    INSERT INTO visitors_daily (link_id, day, visitor)
+    SELECT link_id, day, visitor FROM keys ORDER BY 1, 2, 3
+    ON CONFLICT DO NOTHING
+    RETURNING link_id, day, visitor
+), visitors AS (
+    SELECT k.link_id, k.hour, count(*) AS visitors FROM keys AS k JOIN first_seen USING (link_id, day, visitor)
+    GROUP BY 1, 2
+), hours AS (
+    SELECT c.*, coalesce(v.visitors, 0) AS visitors FROM (
+        SELECT link_id, hour, count(*) AS total, count(*) FILTER (WHERE NOT bot) AS humans,
+               count(*) FILTER (WHERE bot) AS bots
+        FROM new GROUP BY 1, 2
+        UNION ALL
+        SELECT 0, hour, count(*), count(*) FILTER (WHERE NOT bot), count(*) FILTER (WHERE bot) FROM new GROUP BY 2
+    ) AS c LEFT JOIN visitors AS v USING (link_id, hour)
+), values_by_hour AS (
+    SELECT n.link_id, n.hour, d.dimension, d.value, count(*) AS count FROM new AS n CROSS JOIN LATERAL {_DIMENSIONS}
+    GROUP BY 1, 2, 3, 4
+), add_hours AS (
+    INSERT INTO clicks_hourly AS c (link_id, hour, total, humans, bots, visitors)
+    SELECT link_id, hour, total, humans, bots, visitors FROM hours ORDER BY 1, 2
+    ON CONFLICT (link_id, hour) DO UPDATE SET total = c.total + EXCLUDED.total,
+        humans = c.humans + EXCLUDED.humans, bots = c.bots + EXCLUDED.bots, visitors = c.visitors + EXCLUDED.visitors
+), add_values AS (
+    INSERT INTO breakdown_hourly AS c (link_id, hour, dimension, value, count)
+    SELECT * FROM values_by_hour ORDER BY 1, 2, 3, 4
+    ON CONFLICT (link_id, hour, dimension, value) DO UPDATE SET count = c.count + EXCLUDED.count
+), add_days AS (  -- late visits for days already rolled up count in the daily tables too
+    INSERT INTO clicks_daily AS c (link_id, day, total, humans, bots, visitors)
+    SELECT link_id, {_DAY_OF_HOUR}, sum(total), sum(humans), sum(bots), sum(visitors) FROM hours
+    WHERE {_DAY_OF_HOUR} < $1 GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (link_id, day) DO UPDATE SET total = c.total + EXCLUDED.total,
+        humans = c.humans + EXCLUDED.humans, bots = c.bots + EXCLUDED.bots, visitors = c.visitors + EXCLUDED.visitors
+), add_day_values AS (
+    INSERT INTO breakdown_daily AS c (link_id, day, dimension, value, count)
+    SELECT link_id, {_DAY_OF_HOUR}, dimension, value, sum(count) FROM values_by_hour
+    WHERE {_DAY_OF_HOUR} < $1 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (link_id, day, dimension, value) DO UPDATE SET count = c.count + EXCLUDED.count
+), add_links AS (
+    UPDATE links AS l SET clicks_total = l.clicks_total + n.total, clicks_humans = l.clicks_humans + n.humans,
+        clicks_bots = l.clicks_bots + n.bots
+    FROM (SELECT link_id, sum(total) AS total, sum(humans) AS humans, sum(bots) AS bots FROM hours
+          WHERE link_id <> 0 GROUP BY 1) AS n
+    WHERE l.id = n.link_id
+)
+SELECT count(*) FROM new
 """
-_INSERT_VISITORS = """
-INSERT INTO visitors_daily (link_id, day, visitor)
-SELECT (e->>0)::bigint, DATE '1970-01-01' + (e->>1)::integer, e->>2 FROM json_array_elements($1::json) AS e
-ON CONFLICT DO NOTHING
-RETURNING link_id, (day - DATE '1970-01-01')::bigint * 86400, visitor
-"""
-# Buckets travel as unix seconds.
-_BUCKETS = {"hour": "to_timestamp((e->>1)::bigint)", "day": "DATE '1970-01-01' + ((e->>1)::bigint / 86400)::integer"}
-
-
-def _add_counts(table: str, bucket: str) -> str:
-    return f"""
-INSERT INTO {table} AS c (link_id, {bucket}, total, humans, bots, visitors)
-SELECT (e->>0)::bigint, {_BUCKETS[bucket]}, (e->>2)::bigint, (e->>3)::bigint, (e->>4)::bigint, (e->>5)::bigint
-FROM json_array_elements($1::json) AS e
-ON CONFLICT (link_id, {bucket}) DO UPDATE SET total = c.total + EXCLUDED.total,
-    humans = c.humans + EXCLUDED.humans, bots = c.bots + EXCLUDED.bots, visitors = c.visitors + EXCLUDED.visitors
-"""
-
-
-def _add_breakdown(table: str, bucket: str) -> str:
-    return f"""
-INSERT INTO {table} AS c (link_id, {bucket}, dimension, value, count)
-SELECT (e->>0)::bigint, {_BUCKETS[bucket]}, e->>2, e->>3, (e->>4)::bigint FROM json_array_elements($1::json) AS e
-ON CONFLICT (link_id, {bucket}, dimension, value) DO UPDATE SET count = c.count + EXCLUDED.count
-"""
-
-
-_COUNTERS = {
-    "hour": (_add_counts("clicks_hourly", "hour"), _add_breakdown("breakdown_hourly", "hour")),
-    "day": (_add_counts("clicks_daily", "day"), _add_breakdown("breakdown_daily", "day")),
-}
 
 
 async def watermark(conn: asyncpg.Connection, lock: str = "") -> int | None:
@@ -88,131 +127,34 @@ async def watermark(conn: asyncpg.Connection, lock: str = "") -> int | None:
 
 
 async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[tuple[str, str, int]]) -> int:
-    mark = await watermark(conn, "FOR SHARE")
-    new: list[Visit] = []
-    prepared: _Prepared | None = None
+    """Record the batch (event ids unique within it, in order) and store the offsets; the number of new visits."""
+    mark = await conn.fetchval("SELECT watermark FROM rollup_state WHERE id = 1 FOR SHARE")
+    new = 0
     if batch:
+        ids = sorted({v.link_id for v in batch})
         live = {r[0] for r in await conn.fetch(
-            "SELECT id FROM links WHERE id = ANY($1::bigint[]) ORDER BY id FOR KEY SHARE",
-            sorted({v.link_id for v in batch}),
+            "SELECT id FROM links WHERE id = ANY($1::bigint[]) ORDER BY id FOR KEY SHARE", ids
         )}  # fmt: skip
-        candidates = [v for v in batch if v.link_id in live]
-        if candidates:
-            # Speed: the server inserts the visits (~10 us a row) while this process sums them up
-            # (tally and the JSON of the next statements, ~5 us a visit), instead of one after the other
-            # (bench_aggregator.py, PostgreSQL: record_clicks 8.4 -> 7.x s for 200,000 events). The sums
-            # assume every visit is new, as all are but in a replayed batch; if some were not, they are
-            # made again from the new ones below, so what is stored does not change.
-            insert = asyncio.ensure_future(_insert_visits(conn, [
-                (v.event_id, v.link_id, v.at, v.referrer, v.referrer_host, v.user_agent,
-                 v.browser, v.os, v.device, v.bot, v.ip, v.country, v.visitor)
-                for v in candidates
-            ]))  # fmt: skip
-            try:
-                await asyncio.sleep(0)  # let it send the statement before the CPU work below
-                prepared = _Prepared.of(candidates)
-            finally:
-                ids = await insert  # awaited whatever happens: never two statements at once
-            if ids is not None:  # a replayed batch: only some were new
-                new = [v for v in candidates if v.event_id in ids]
-                prepared = _Prepared.of(new) if new else None
-            else:
-                new = candidates
-    if new:
-        assert prepared is not None
-        counts = prepared.counts
-        seen = await conn.fetch(_INSERT_VISITORS, prepared.visitors)
-        counts.add_new_visitors((r[0], r[1], r[2]) for r in seen)
-        await _add(conn, "hour", counts.hourly, counts.breakdown, prepared.breakdown)
-        days, day_values = counts.daily(mark)  # late visits for days already rolled up
-        await _add(conn, "day", days, day_values)
-        await _add_to_links(conn, counts, prepared.links)
+        rows = [
+            (v.event_id, v.link_id, v.at, v.referrer, v.referrer_host, v.user_agent,
+             v.browser, v.os, v.device, v.bot, v.ip, v.country, v.visitor)
+            for v in batch if v.link_id in live
+        ]  # fmt: skip
+        if rows:
+            await conn.execute(_STAGE)
+            await conn.copy_records_to_table("click_stage", schema_name="pg_temp", records=rows,
+                                             columns=_VISIT_COLUMN_NAMES)
+            await conn.execute("SELECT id FROM links WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE",
+                               sorted(live))
+            new = await conn.fetchval(_RECORD, mark)
     if positions:  # last, so a bad offset (CHECK position >= 0) undoes everything before it
         await conn.execute(
             "INSERT INTO consumer_offsets (source, name, position)"
             " SELECT e->>0, e->>1, (e->>2)::bigint FROM json_array_elements($1::json) AS e"
             " ON CONFLICT (source, name) DO UPDATE SET position = EXCLUDED.position",
-            _json(positions),
+            json.dumps(positions, separators=(",", ":")),
         )
-    return len(new)
-
-
-async def _insert_visits(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> set[str] | None:
-    """Store the visits; None when every one was new, else the event ids that were.
-
-    Speed: COPY (binary) takes a batch in about half the server time of INSERT ...
-    SELECT unnest() (5,000 rows: 27-48 ms against 80-90 ms, measured), but it
-    cannot skip rows that exist. Batches are new but after a crash, so COPY
-    first, in a savepoint; a duplicate event id undoes only the COPY, and the
-    batch goes again through INSERT ... ON CONFLICT DO NOTHING.
-    """
-    try:
-        async with conn.transaction():  # a savepoint inside record()'s transaction
-            await conn.copy_records_to_table("visits", records=rows, columns=_VISIT_COLUMN_NAMES)
-        return None
-    except asyncpg.UniqueViolationError:
-        inserted = await conn.fetch(_INSERT_VISITS, *_columns(rows, 13))
-        return {r[0] for r in inserted}
-
-
-@dataclass
-class _Prepared:
-    """What the statements after the visits INSERT need that does not depend on their answers."""
-
-    counts: Tally
-    visitors: str  # JSON of the (link, day, visitor) keys, in key order
-    breakdown: str  # JSON of the hourly breakdown rows, in key order
-    links: str  # JSON of the per-link sums, in id order
-
-    @classmethod
-    def of(cls, visits: list[Visit]) -> _Prepared:
-        counts = tally(visits)
-        return cls(
-            counts=counts,
-            visitors=_json([(k[0], k[1] // DAY, k[2]) for k in sorted(counts.visitors)]),
-            breakdown=_breakdown_json(counts.breakdown),
-            links=_json([(i, *counts.links[i]) for i in sorted(counts.links)]),
-        )
-
-
-async def _add(conn: asyncpg.Connection, kind: str, counts: Mapping[tuple[int, int], list[int]],
-               values: Mapping[tuple[int, int, str, str], int], values_json: str | None = None) -> None:
-    add_counts, add_values = _COUNTERS[kind]
-    if counts:
-        await conn.execute(add_counts, _json([(*k, *c) for k, c in sorted(counts.items())]))
-    if values:
-        await conn.execute(add_values, values_json if values_json is not None else _breakdown_json(values))
-
-
-def _breakdown_json(values: Mapping[tuple[int, int, str, str], int]) -> str:
-    return _json([(*k, c) for k, c in sorted(values.items())])
-
-
-async def _add_to_links(conn: asyncpg.Connection, counts: Tally, rows_json: str) -> None:
-    ids = sorted(counts.links)
-    await conn.execute("SELECT id FROM links WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE", ids)
-    await conn.execute(
-        "UPDATE links AS l SET clicks_total = l.clicks_total + (e->>1)::bigint,"
-        " clicks_humans = l.clicks_humans + (e->>2)::bigint, clicks_bots = l.clicks_bots + (e->>3)::bigint"
-        " FROM json_array_elements($1::json) AS e WHERE l.id = (e->>0)::bigint",
-        rows_json,
-    )
-
-
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows -> one list per column, as unnest() takes them (empty lists for no rows)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
-
-
-def _json(rows: list[tuple[Any, ...]]) -> str:
-    """Rows as one JSON array of arrays, read with json_array_elements().
-
-    Measured: asyncpg checks every element of an array parameter against
-    collections.abc (~1.4 us per row of 5 columns), which cost more client
-    CPU than the JSON text does on both sides together. The visits, whose
-    13 columns PostgreSQL would re-parse for every ->>, stay arrays.
-    """
-    return json.dumps(rows, separators=(",", ":"))
+    return new
 
 
 def without_nul(visit: Visit) -> Visit:
