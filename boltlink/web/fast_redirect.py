@@ -12,7 +12,6 @@ definition of those answers. tests/web/test_fast_redirect.py compares the two.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,8 +21,6 @@ from boltlink.web.clicks import click_event
 from boltlink.web.redirect import redirect_headers
 from boltlink.web.state import AppState
 from boltlink.web.telemetry import ROUTE_KEY, ASGIApp
-
-log = logging.getLogger("boltlink.web")
 
 ROUTE = "/<slug>"  # the rule redirect.follow() is registered under, for the request counters
 
@@ -57,9 +54,11 @@ class FastRedirect:
             try:
                 # Awaited before the response exists: once the visitor is redirected, the click is safe.
                 await state.sink.emit(click_event(scope, link, config, state.trusted))
-                state.counters.clicks_queued += 1
-            except EventQueueError as exc:  # a full disk must not break redirects; /ready reports it
-                log.error("%s", exc.detail)
+            except EventQueueError:
+                # Not queued: Quart answers (and tries once more), so the 503 problem of a click that
+                # cannot be counted has one definition, redirect.follow()'s.
+                return False
+            state.counters.clicks_queued += 1
         headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))  # lower case, as Quart sends them
                    for name, value in redirect_headers(link, scope["query_string"].decode("latin-1"))]
         await send({"type": "http.response.start", "status": link.redirect_status,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -10,8 +9,7 @@ from quart import Blueprint, Response, request
 from quart_schema import document_response, tag
 from werkzeug.urls import iri_to_uri
 
-from boltlink.errors import ClickLimitReached, LinkExpired, LinkNotFound
-from boltlink.events.spool import EventQueueError
+from boltlink.errors import ClickLimitReached, EventQueueError, LinkExpired, LinkNotFound
 from boltlink.store.base import Link
 from boltlink.useragent import is_bot
 from boltlink.validation import SLUG_RE
@@ -21,8 +19,6 @@ from boltlink.web.openapi import document_media
 from boltlink.web.problems import QUERY_SAFE
 from boltlink.web.state import app_state
 from boltlink.web.throttle import limit_redirect
-
-log = logging.getLogger("boltlink.web")
 
 blueprint = Blueprint("redirect", __name__)
 
@@ -36,11 +32,12 @@ blueprint = Blueprint("redirect", __name__)
 @document_response(Problem, 404)
 @document_response(Problem, 410)
 @document_response(Problem, 429)
+@document_response(Problem, 503)
 async def follow(slug: str) -> Response:
     """Follow a short link: its redirect status and Location (HEAD too).
 
-    410 once expired or out of clicks; 429 past rate_limit_redirects. Browsers get an HTML error page,
-    other clients problem JSON.
+    410 once expired or out of clicks; 429 past rate_limit_redirects; 503 while the click cannot be
+    queued (disk full, read-only data directory). Browsers get an HTML error page, other clients problem JSON.
     """
     await limit_redirect()  # before the lookup: guessing slugs is what a redirect limit slows down
     if not SLUG_RE.fullmatch(slug):
@@ -64,9 +61,12 @@ async def follow(slug: str) -> Response:
         try:
             # Awaited before the response exists: once the visitor is redirected, the click is safe.
             await state.sink.emit(click_event(request.scope, link, state.config, state.trusted))
-            state.counters.clicks_queued += 1
-        except EventQueueError as exc:  # a full disk must not break redirects; /ready reports it
-            log.error("%s", exc.detail)
+        except EventQueueError:
+            # A click that cannot be queued (disk full, read-only data dir) gets a 503 problem (logged by
+            # the error handler), not a redirect whose click would be lost without a word: every 302 is a
+            # counted click. /ready fails too, so a load balancer sends visitors where they are counted.
+            raise
+        state.counters.clicks_queued += 1
     return Response("", status=link.redirect_status,
                     headers=redirect_headers(link, request.query_string.decode("latin-1")))
 

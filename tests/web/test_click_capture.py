@@ -198,7 +198,7 @@ async def test_a_bot_click_is_recorded_as_a_bot(serve, tmp_path, user_agent):
     assert event.bot is True
 
 
-async def test_a_spool_that_cannot_be_written_keeps_redirects_working_and_fails_ready(serve, tmp_path):
+async def test_a_click_that_cannot_be_queued_gets_a_503_problem_not_a_lost_redirect(serve, tmp_path):
     client, store = await serve(spool_file_size=1)  # every event finishes its file: each write opens a new one
     await store.create_link(NewLink(slug="go", url="https://example.com/"))
     spool = tmp_path / "spool"
@@ -206,12 +206,24 @@ async def test_a_spool_that_cannot_be_written_keeps_redirects_working_and_fails_
     spool.rmdir()
     spool.write_text("the spool directory was replaced by a file")
 
-    assert (await client.get("/go", headers={"User-Agent": CHROME})).status_code == 302
+    refused = await client.get("/go", headers={"User-Agent": CHROME, "Accept": "application/json"})
+    assert refused.status_code == 503
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    problem = await refused.get_json()
+    assert problem["type"] == "urn:boltlink:problem:event-queue" and "cannot write click events" in problem["detail"]
     ready = await client.get("/ready")
     assert ready.status_code == 503
     assert "cannot write click events" in (await ready.get_json())["events"]
 
-    spool.unlink()  # fixed
-    assert (await client.get("/go", headers={"User-Agent": CHROME})).status_code == 302
+    spool.unlink()  # fixed: /ready says so before any redirect came through (it keeps traffic away until then)
     assert (await client.get("/ready")).status_code == 200
-    assert len(spooled(tmp_path)) == 1
+    assert (await client.get("/go", headers={"User-Agent": CHROME})).status_code == 302
+    assert len(spooled(tmp_path)) == 1  # the click that got its redirect; none for the refused one
+
+
+async def test_a_head_needs_no_queue_and_still_answers_while_clicks_cannot_be_queued(serve, tmp_path):
+    client, store = await serve(spool_file_size=1)
+    await store.create_link(NewLink(slug="go", url="https://example.com/"))
+    (tmp_path / "spool").rmdir()
+    (tmp_path / "spool").write_text("not a directory")
+    assert (await client.head("/go", headers={"User-Agent": CHROME})).status_code == 302

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from boltlink.config import Config
+from boltlink.errors import EventQueueError
 from boltlink.events.base import EventSink
 from boltlink.shortener import LinkDraft, LinkRules, create_link
 from boltlink.store.memory import MemoryStore
@@ -19,6 +20,17 @@ from boltlink.web import create_app
 from boltlink.web.fast_redirect import FastRedirect
 
 CHROME = b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
+
+
+class RefusingSink(EventSink):
+    """A sink whose disk is full."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def emit(self, event: Any) -> None:
+        self.attempts += 1
+        raise EventQueueError("cannot write click events to /data/spool: No space left on device")
 
 
 class RecordingSink(EventSink):
@@ -201,3 +213,18 @@ async def test_any_target_and_query_bytes_give_the_same_ascii_location_on_both_p
     assert status == 302 and location.isascii()
     if url.isascii() and not (forward_query and query):
         assert location == url.encode()  # a plain URL goes out exactly as it was stored
+
+
+async def test_a_click_that_cannot_be_queued_gets_the_same_503_problem_from_both_paths(tmp_path):
+    pair = await Pair(Config(data_dir=str(tmp_path))).start()
+    await pair.add(url="https://example.com/landing", slug="full")
+    refusing = RefusingSink()
+    pair.fast.state.sink = refusing  # the app state both paths share
+    request_scope = scope("/full", headers=[(b"user-agent", CHROME), (b"accept", b"application/json")])
+    fast = await call(pair.fast, request_scope)
+    full = await call(pair.full, request_scope)
+    assert fast == full
+    status, headers, body = fast
+    assert status == 503 and (b"content-type", b"application/problem+json") in headers
+    assert b"event-queue" in body and not any(name == b"location" for name, _ in headers)
+    assert refusing.attempts == 3  # the fast path's, Quart's behind it, the full path's: none got a 302
