@@ -36,6 +36,7 @@ SOURCE = "spool"  # the consumer_offsets source the aggregator stores spool posi
 READ_CHUNK = 1 << 20
 POLL_SECONDS = 0.05
 TAIL_MAX = 1 << 16  # longer than any encoded event
+PROBE_BYTES = 4096  # a page: on a full tmpfs or disk even this much fails with ENOSPC
 
 
 class SpoolWriter(EventSink):
@@ -93,7 +94,28 @@ class SpoolWriter(EventSink):
         self.finish_file()
 
     def health(self) -> tuple[Health, str]:
+        if self._error:
+            # Without this, only a redirect's successful write would clear the error: /ready (503)
+            # keeps redirects away, so a worker would stay out of service after the disk had room again.
+            self._probe()
         return ("failing", self._error) if self._error else ("ok", "spool ok")
+
+    def _probe(self) -> None:
+        """Clear the error once a page can be written to a scratch file in the directory again."""
+        probe = self.directory / f".probe-{self.writer_name}-{os.getpid()}.tmp"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                written = os.write(fd, bytes(PROBE_BYTES))
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError:
+            return
+        if written == PROBE_BYTES:
+            log.info("click events can be written to %s again", self.directory)
+            self._error = None
 
 
 def spool_files(directory: Path) -> list[Path]:
@@ -243,8 +265,8 @@ class SpoolReader(EventSource):
             try:
                 if os.fstat(fd).st_size == size:  # nothing landed between the check and the lock
                     if size != offset:
-                        log.warning("dropped the unterminated last line of %s (its writer died mid-line)",
-                                    path.name)
+                        log.warning("dropped the unterminated last line of %s (its writer died, or the disk "
+                                    "filled, mid-line)", path.name)
                     path.unlink()
                     yield path.name
             finally:

@@ -313,3 +313,16 @@ async def test_an_unwritable_spool_fails_loudly_and_recovers(tmp_path, offset_st
     reader = await open_reader(spool, offset_store)
     assert await consume(reader, offset_store) == [1]
     writer.finish_file()
+
+
+def test_a_failing_spool_reports_ok_again_once_it_can_be_written_without_waiting_for_a_click(tmp_path):
+    # /ready keeps redirects away from a failing worker: the recovery must show without one coming through.
+    blocker = tmp_path / "data"
+    blocker.write_text("not a directory")
+    writer = SpoolWriter(blocker / "spool", "api", max_bytes=1 << 20)
+    with pytest.raises(EventQueueError):
+        writer.write(event(0).encode())
+    assert writer.health()[0] == "failing"  # still: the probe cannot write either
+    blocker.unlink()
+    assert writer.health() == ("ok", "spool ok")
+    assert spool_files(blocker / "spool") == [] and list((blocker / "spool").iterdir()) == []  # no probe left
