@@ -70,6 +70,7 @@ class WorkerProcess:
         self.failure: str | None = None  # why the master killed it, when it did
         self.balance_slot: int | None = None  # its place on the connection board (API workers)
         self.ready = asyncio.Event()
+        self.went_online = False  # it reported ready once (and so did its job for a while)
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.recycle_requested: str | None = None
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
@@ -139,6 +140,7 @@ class WorkerProcess:
                 self.last_heartbeat = time.monotonic()
                 if self.status == "starting":
                     self.status = "online"
+                self.went_online = True
                 self.ready.set()
             elif kind == "heartbeat":
                 self._take_heartbeat(message)

@@ -105,10 +105,19 @@ class Supervisor:
     async def _start_all(self) -> str | None:
         """Spawn every slot and wait for all to be ready; the reason when one could not start."""
         processes = await asyncio.gather(*(self._spawn(slot) for slot in self.slots.values()))
-        results = await asyncio.gather(*(p.wait_ready(self.config.listen_timeout) for p in processes))
-        for process, ready in zip(processes, results, strict=True):
-            if not ready:
-                return self._start_failure(process)
+        waiting = {asyncio.ensure_future(p.wait_ready(self.config.listen_timeout)): p for p in processes}
+        pending = set(waiting)
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                # The first that could not start fails the start at once: a background role waiting
+                # for an unreachable database (workers/runtime.py) would otherwise hold it listen_timeout.
+                for task in done:
+                    if not task.result():
+                        return self._start_failure(waiting[task])
+        finally:
+            for task in pending:
+                task.cancel()
         return None
 
     def _start_failure(self, process: WorkerProcess) -> str:
@@ -213,7 +222,10 @@ class Supervisor:
             why += f": {process.last_lines(1)[0]}"
         uptime = process.uptime()
         log.warning("%s (pid %d) exited after %.1f s: %s", slot.name, process.pid, uptime, why)
-        if uptime >= BACKOFF_RESET_UPTIME:
+        if uptime >= BACKOFF_RESET_UPTIME or (process.went_online and uptime >= self.config.min_uptime):
+            # The backoff is for workers that cannot start. One that was serving (killed by the OOM
+            # killer or kill -9) comes back at once: with the backoff growing over a kill every 2 s
+            # (scripts/chaos.py api-kills), both API workers were down together for over 5 s.
             slot.backoff_step = 0
         slot.quick_deaths = slot.quick_deaths + 1 if uptime < self.config.min_uptime else 0
         if slot.quick_deaths >= self.config.max_restarts:

@@ -8,7 +8,9 @@ is set (finishing what it holds first).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import logging
 import os
 import signal
 import socket
@@ -18,12 +20,16 @@ from typing import Any
 
 from boltlink import __version__, build_id
 from boltlink.config import Config
+from boltlink.errors import RedisUnavailable, StoreUnavailable
 from boltlink.metrics import build_info, this_process
 from boltlink.metrics_server import MetricsServer, bind_metrics
 from boltlink.workers.bootstrap import configure_logging, run_async
 from boltlink.workers.channel import MasterChannel
 
+log = logging.getLogger("boltlink.worker")
+
 HEARTBEAT_SECONDS = 1.0
+BOOT_RETRY_SECONDS = 1.0
 
 
 @dataclass
@@ -32,8 +38,10 @@ class Telemetry:
 
     channel: MasterChannel | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    is_ready: bool = False
 
     def ready(self) -> None:
+        self.is_ready = True
         if self.channel is not None:
             self.channel.send({"type": "ready", "pid": os.getpid(), "version": __version__, "build": build_id()})
             asyncio.get_running_loop().create_task(self._heartbeats())
@@ -56,6 +64,31 @@ async def _snapshot(process_name: str, telemetry: Telemetry) -> dict[str, Any]:
     }
 
 RoleMain = Callable[[Config, asyncio.Event, Telemetry], Awaitable[None]]
+
+
+async def start_when_reachable(main: RoleMain, config: Config, stop: asyncio.Event, telemetry: Telemetry) -> None:
+    """main(); while it cannot start because the database or Redis does not answer, again every second.
+
+    A role respawned during an outage (the aggregator killed while PostgreSQL restarts) exited at
+    once with the boot failure code, and a few such exits within min_uptime left it errored for
+    good: no click was counted after the database came back. Waiting here instead keeps it
+    "starting" in the master's status until it can work. Once ready, a role retries by itself
+    (the aggregator's loop); other errors at boot still end the process.
+    """
+    while True:
+        try:
+            await main(config, stop, telemetry)
+            return
+        except (StoreUnavailable, RedisUnavailable) as exc:
+            if telemetry.is_ready:
+                raise
+            if stop.is_set():  # stopping anyway: nothing to start, nothing failed
+                return
+            log.error("cannot start yet: %s; retrying in %g s", exc.detail, BOOT_RETRY_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), BOOT_RETRY_SECONDS)
+        if stop.is_set():
+            return
 
 
 def run_role(config: Config, main: RoleMain, *, process_name: str, channel_fd: int | None = None) -> None:
@@ -81,7 +114,7 @@ async def _run(config: Config, main: RoleMain, channel_fd: int | None, process_n
         metrics = MetricsServer(config, metrics_sock, functools.partial(_snapshot, process_name, telemetry))
         await metrics.start()
     try:
-        await main(config, stop, telemetry)
+        await start_when_reachable(main, config, stop, telemetry)
     finally:
         if metrics is not None:
             await metrics.close()
