@@ -21,6 +21,7 @@ from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from boltlink.errors import BoltlinkError, FieldError, InvalidInput
+from boltlink.web.error_log import RepeatedErrorLog
 
 log = logging.getLogger("boltlink.web")
 
@@ -104,10 +105,12 @@ class TolerantRequest(Request):
 
 
 def register_error_handlers(app: Quart) -> None:
+    server_errors = RepeatedErrorLog(log)  # a full disk fails every redirect alike: one line per 10 s
+
     @app.errorhandler(BoltlinkError)
     async def boltlink_error(exc: BoltlinkError) -> Response:
         if exc.status >= 500:
-            log.error("%s: %s", type(exc).__name__, exc.detail)
+            server_errors.error(f"{type(exc).__name__}: {exc.detail}")
         return problem(exc.status, exc.detail, title=exc.title, type_=exc.problem_type,
                        extensions=exc.extensions(), headers=exc.headers())
 

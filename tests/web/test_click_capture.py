@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -219,6 +220,18 @@ async def test_a_click_that_cannot_be_queued_gets_a_503_problem_not_a_lost_redir
     assert (await client.get("/ready")).status_code == 200
     assert (await client.get("/go", headers={"User-Agent": CHROME})).status_code == 302
     assert len(spooled(tmp_path)) == 1  # the click that got its redirect; none for the refused one
+
+
+async def test_a_flood_of_refused_clicks_logs_one_error_line_not_one_per_request(serve, tmp_path, caplog):
+    client, store = await serve(spool_file_size=1)
+    await store.create_link(NewLink(slug="go", url="https://example.com/"))
+    (tmp_path / "spool").rmdir()
+    (tmp_path / "spool").write_text("not a directory")
+    caplog.set_level(logging.ERROR, logger="boltlink.web")
+    for _ in range(50):
+        assert (await client.get("/go", headers={"User-Agent": CHROME})).status_code == 503
+    refused = [r for r in caplog.records if r.name == "boltlink.web" and "cannot write click events" in r.getMessage()]
+    assert len(refused) == 1, [r.getMessage() for r in refused]  # the rest are summed up every 10 s
 
 
 async def test_a_head_needs_no_queue_and_still_answers_while_clicks_cannot_be_queued(serve, tmp_path):
