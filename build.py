@@ -30,7 +30,7 @@ BUILD_DIR = ROOT / ".build"
 BUILD_VENV = BUILD_DIR / "venv"
 SITE = BUILD_DIR / "site"
 LOCK = ROOT / "requirements.lock"
-ENTRY_POINT = "boltlink.cli:main"
+ENTRY_POINT = "boltlink.entry:main"
 # pip is pinned too: it writes the staged metadata.
 TOOLS = ["pip==26.3", "shiv==1.0.8"]
 # Copied next to the *.py files. Keep in step with [tool.setuptools.package-data].

@@ -1,6 +1,6 @@
-"""Entry point for `python -m boltlink` and for the pyz."""
+"""Entry point for `python -m boltlink` (the pyz starts boltlink.entry:main too)."""
 
-from boltlink.cli import main
+from boltlink.entry import main
 
 if __name__ == "__main__":
     main()

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-
 import click
-from pydantic import ValidationError
 
 from boltlink.cli.context import CliContext, pass_cli
 from boltlink.config import Config
-from boltlink.errors import BoltlinkError, ConfigError
-
-WORKER_ROLES = ("api", "aggregator", "analytics")
+from boltlink.workers.spawned import ROLES as WORKER_ROLES
 
 
 @click.command()
@@ -30,7 +24,7 @@ def worker(cli: CliContext, role: str, name: str | None, channel_fd: int | None,
     analytics run as their own Deployments with `worker aggregator` and
     `worker analytics`. SIGTERM stops them after they finish what they hold.
     """
-    from boltlink.workers.channel import BOOT_FAILURE_EXIT, die_with_master, read_hello
+    from boltlink.workers.spawned import run_role_process, run_spawned
 
     if once:
         if role != "analytics":
@@ -38,38 +32,9 @@ def worker(cli: CliContext, role: str, name: str | None, channel_fd: int | None,
         _run_analytics_once(cli.config())
         return
     if channel_fd is None:
-        _run(role, cli.config(), name or role)
+        run_role_process(role, cli.config(), name or role)
         return
-    hello = read_hello(channel_fd)
-    die_with_master(int(hello["master_pid"]))
-    # Ctrl-C in a foreground cluster's terminal reaches every process; only the master decides.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        try:
-            config = Config.model_validate(hello["config"])
-        except ValidationError as exc:
-            raise ConfigError(f"the master sent a config this build does not accept: {exc}") from None
-        balance = hello.get("balance")
-        _run(role, config, name or role, listen_fd=listen_fd, channel_fd=channel_fd,
-             balance=(str(balance["path"]), int(balance["slot"])) if balance else None)
-    except BoltlinkError as exc:
-        print(f"{name or role}: could not start: {exc.detail}", file=sys.stderr, flush=True)
-        sys.exit(BOOT_FAILURE_EXIT)
-
-
-def _run(role: str, config: Config, name: str, *, listen_fd: int | None = None, channel_fd: int | None = None,
-         balance: tuple[str, int] | None = None) -> None:
-    if role == "api":
-        from boltlink.workers.api import run_api
-
-        run_api(config, process_name=name, listen_fd=listen_fd, channel_fd=channel_fd, balance=balance)
-        return
-    from boltlink.workers.aggregator import run_aggregator
-    from boltlink.workers.analytics import run_analytics
-    from boltlink.workers.runtime import run_role
-
-    run_role(config, run_aggregator if role == "aggregator" else run_analytics, process_name=name,
-             channel_fd=channel_fd)
+    run_spawned(role, name or role, channel_fd, listen_fd)  # as `__worker__` (spawned.py) does
 
 
 def _run_analytics_once(config: Config) -> None:

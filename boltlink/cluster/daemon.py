@@ -1,6 +1,6 @@
 """start-cluster without --foreground: run the master detached, return once it is ready.
 
-The master runs as a fresh `start-cluster --daemon` process in its own
+The master runs as a fresh `boltlink __master__` process (entry.py) in its own
 session (so closing the terminal does not stop it). This process waits until
 every worker reports ready and returns the status, or, when the master gives
 up, raises with the reason taken from the end of master.log.
@@ -16,7 +16,6 @@ from typing import Any
 from boltlink.cluster import control
 from boltlink.cluster.datadir import ensure_private_data_dir
 from boltlink.cluster.logs import read_last_lines
-from boltlink.cluster.process import boltlink_command
 from boltlink.cluster.runfiles import RunFiles
 from boltlink.cluster.supervisor import ClusterError
 from boltlink.config import Config
@@ -24,7 +23,7 @@ from boltlink.config import Config
 POLL_SECONDS = 0.1
 
 
-def start_detached(config: Config, master_args: list[str]) -> dict[str, Any]:
+def start_detached(config: Config, master_command: list[str]) -> dict[str, Any]:
     ensure_private_data_dir(config)  # here too: refused in one line (exit 2), not as a failed start
     run_files = RunFiles(config.run_path)
     config.run_path.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -34,7 +33,7 @@ def start_detached(config: Config, master_args: list[str]) -> dict[str, Any]:
     with early_output.open("ab") as out:
         early_offset = out.tell()
         master = subprocess.Popen(
-            [*boltlink_command(), *master_args], stdin=subprocess.DEVNULL, stdout=out,
+            master_command, stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
     wait = config.listen_timeout * 2 + 10  # the master gives up by itself after listen_timeout

@@ -23,6 +23,7 @@ from typing import Any
 import psutil
 
 from boltlink.cluster.telemetry import ProcessRates
+from boltlink.entry import WORKER_COMMAND
 from boltlink.workers.channel import BOOT_FAILURE_EXIT, decode, encode
 
 log = logging.getLogger("boltlink.master")
@@ -84,10 +85,10 @@ class WorkerProcess:
                     on_exit: Callable[[WorkerProcess, int], None]) -> None:
         master_end, worker_end = socket.socketpair()
         fds = [worker_end.fileno()]
-        args = [*command, "worker", self.role, "--name", self.name, "--channel-fd", str(worker_end.fileno())]
+        args = [*command, WORKER_COMMAND, self.role, self.name, str(worker_end.fileno())]  # workers/spawned.py
         if listen_sock is not None:
             fds.append(listen_sock.fileno())
-            args += ["--listen-fd", str(listen_sock.fileno())]
+            args.append(str(listen_sock.fileno()))
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *args, pass_fds=fds, stdin=asyncio.subprocess.DEVNULL,
