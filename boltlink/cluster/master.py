@@ -6,6 +6,9 @@ systemd); plain `start-cluster` runs it in a detached child (daemon.py).
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
+import ctypes.util
 import logging
 import socket
 import sys
@@ -108,12 +111,36 @@ async def _serve(supervisor: Supervisor, run_files: RunFiles, metrics_sock: sock
     metrics = MetricsServer(supervisor.config, metrics_sock, supervisor.metrics) if metrics_sock else None
     if metrics is not None:
         await metrics.start()
+    trimming = asyncio.get_running_loop().create_task(_give_back_free_memory())
     try:
         await supervisor.run()
     finally:
+        trimming.cancel()
         if metrics is not None:
             await metrics.close()
         await control.close()
+
+
+FIRST_TRIM_SECONDS = 5.0
+TRIM_SECONDS = 30.0
+
+
+async def _give_back_free_memory() -> None:
+    """Every TRIM_SECONDS, return the C heap's free pages to the system (glibc's malloc_trim).
+
+    The master lives as long as the cluster, and what it allocates in bursts (starting workers,
+    a heartbeat's JSON from each every second, status answers) left free pages that glibc keeps:
+    ~1 MB of its ~40 MB RSS (issue #8 bounds it at 40 MB). A call costs well under a millisecond.
+    Not glibc (musl, macOS): nothing to do.
+    """
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return
+    await asyncio.sleep(FIRST_TRIM_SECONDS)  # once the workers have started: the biggest burst
+    while True:
+        trim(0)
+        await asyncio.sleep(TRIM_SECONDS)
 
 
 def _configure_logging(config: Config, logs: ProcessLogs, echo: bool) -> None:
