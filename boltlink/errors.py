@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 PROBLEM_TYPE_PREFIX = "urn:boltlink:problem:"
+INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE: a bug, said in one line by the CLI and the master alike
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,7 @@ from boltlink import __version__
 from boltlink.cli import apikey, cluster, links, logs, monit, serve, settings, worker
 from boltlink.cli.context import CliContext
 from boltlink.cli.output import err
-from boltlink.errors import BoltlinkError
-
-INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE
+from boltlink.errors import INTERNAL_ERROR_EXIT, BoltlinkError
 
 
 class BoltlinkGroup(click.Group):

@@ -12,29 +12,23 @@ from boltlink.workers.spawned import ROLES as WORKER_ROLES
 @click.command()
 @click.argument("role", type=click.Choice(WORKER_ROLES))
 @click.option("--name", help="Process name in logs (default: the role).")
-@click.option("--channel-fd", type=int, hidden=True)
-@click.option("--listen-fd", type=int, hidden=True)
 @click.option("--once", is_flag=True, help="analytics: run every job once, then exit (for cron or tests).")
 @pass_cli
-def worker(cli: CliContext, role: str, name: str | None, channel_fd: int | None, listen_fd: int | None,
-           once: bool) -> None:
+def worker(cli: CliContext, role: str, name: str | None, once: bool) -> None:
     """Run one process of ROLE in the foreground: api, aggregator or analytics.
 
     start-cluster runs them all for you; on Kubernetes the aggregator and
     analytics run as their own Deployments with `worker aggregator` and
     `worker analytics`. SIGTERM stops them after they finish what they hold.
     """
-    from boltlink.workers.spawned import run_role_process, run_spawned
+    from boltlink.workers.spawned import run_role_process
 
     if once:
         if role != "analytics":
             raise click.BadParameter("--once is for the analytics role", param_hint="--once")
         _run_analytics_once(cli.config())
         return
-    if channel_fd is None:
-        run_role_process(role, cli.config(), name or role)
-        return
-    run_spawned(role, name or role, channel_fd, listen_fd)  # as `__worker__` (spawned.py) does
+    run_role_process(role, cli.config(), name or role)  # the master spawns `__worker__` (spawned.py) instead
 
 
 def _run_analytics_once(config: Config) -> None:

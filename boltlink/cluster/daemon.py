@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from boltlink.cluster import control
-from boltlink.cluster.datadir import ensure_private_data_dir
 from boltlink.cluster.logs import read_last_lines
 from boltlink.cluster.runfiles import RunFiles
 from boltlink.cluster.supervisor import ClusterError
@@ -24,7 +23,6 @@ POLL_SECONDS = 0.1
 
 
 def start_detached(config: Config, master_command: list[str]) -> dict[str, Any]:
-    ensure_private_data_dir(config)  # here too: refused in one line (exit 2), not as a failed start
     run_files = RunFiles(config.run_path)
     config.run_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     early_output = config.run_path / "daemon.out"  # anything printed before logging is set up

@@ -16,9 +16,7 @@ import tempfile
 from pathlib import Path
 
 from boltlink.config import Config
-from boltlink.errors import BoltlinkError
-
-INTERNAL_ERROR_EXIT = 70  # EX_SOFTWARE, as the CLI
+from boltlink.errors import INTERNAL_ERROR_EXIT, BoltlinkError
 
 
 def write_config(config: Config) -> Path:

@@ -36,7 +36,7 @@ import json
 
 import asyncpg
 
-from boltlink.store.clicks import DIRECT, UNKNOWN, Visit
+from boltlink.store.clicks import DIMENSIONS, DIRECT, UNKNOWN, Visit
 
 VISIT_COLUMNS = (
     "event_id, link_id, at, referrer, referrer_host, user_agent, browser, os, device, bot, ip, country, visitor"
@@ -50,11 +50,13 @@ _STAGE = "CREATE TEMP TABLE IF NOT EXISTS click_stage (LIKE visits) ON COMMIT DE
 _HOUR = "to_timestamp(floor(extract(epoch FROM at) / 3600) * 3600)"
 _DAY_OF_HOUR = "(DATE '1970-01-01' + (floor(extract(epoch FROM hour) / 86400))::integer)"
 
-_DIMENSIONS = f"""(VALUES ('referrer', coalesce(nullif(n.referrer_host, ''), '{DIRECT}')),
-                          ('browser', coalesce(nullif(n.browser, ''), '{UNKNOWN}')),
-                          ('os', coalesce(nullif(n.os, ''), '{UNKNOWN}')),
-                          ('device', coalesce(nullif(n.device, ''), '{UNKNOWN}')),
-                          ('country', coalesce(nullif(n.country, ''), '{UNKNOWN}'))) AS d (dimension, value)"""
+def _dimension_value(dimension: str) -> str:
+    """(name, value) of one breakdown dimension of a new visit n, as Visit.dimension() reads it."""
+    column, missing = ("referrer_host", DIRECT) if dimension == "referrer" else (dimension, UNKNOWN)
+    return f"('{dimension}', coalesce(nullif(n.{column}, ''), '{missing}'))"
+
+
+_DIMENSIONS = f"(VALUES {', '.join(_dimension_value(d) for d in DIMENSIONS)}) AS d (dimension, value)"
 
 # $1: the rollup watermark as a date, or NULL before the first rollup.
 # Visitors: a (link, day, visitor) key new to visitors_daily counts once, in the hour of its

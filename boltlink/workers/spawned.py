@@ -3,7 +3,7 @@
 It starts without the CLI (boltlink/entry.py): click, rich and every
 subcommand cost each worker 5 MB of RSS for nothing. Its configuration comes
 from the master, in the hello message on the channel. `boltlink worker ROLE`
-(cli/worker.py) runs a role alone, as Kubernetes does, through run_role_process too.
+(cli/worker.py) runs a role alone, as Kubernetes does, through run_role_process.
 """
 
 from __future__ import annotations
