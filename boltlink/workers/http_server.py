@@ -6,8 +6,9 @@ whole burst. Owning the accept loop lets a worker (1) step back when it
 holds more connections than the least-loaded peer (workers/balance.py), and
 (2) stop accepting the moment it starts draining, before hypercorn closes
 idle connections, so no connection is accepted only to be dropped.
-Everything after accept is hypercorn's: TCPServer speaks HTTP/1.1 and h2,
-Lifespan runs the app's startup and shutdown.
+Everything after accept is hypercorn's: its TCPServer (with lean writes and
+idle timer, workers/lean_connection.py) speaks HTTP/1.1 and h2, Lifespan runs
+the app's startup and shutdown.
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 from hypercorn.asyncio.lifespan import Lifespan
-from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.typing import AppWrapper
 
 from boltlink.workers.balance import NOT_ACCEPTING, ConnectionBoard
+from boltlink.workers.lean_connection import IdleTimer, LeanTCPServer, close_idle
 
 log = logging.getLogger("boltlink.api")
 
@@ -68,11 +69,12 @@ async def serve(app: AppWrapper, config: HypercornConfig, sock: socket.socket, *
     context = WorkerContext(None)
     count = ConnectionCount(board, slot)
     connections: set[asyncio.Task[None]] = set()
+    idle: set[IdleTimer] = set()
 
     async def handle(conn: socket.socket) -> None:  # counted as open by _accept already
         try:
             reader, writer = await asyncio.open_connection(sock=conn)
-            await TCPServer(app, loop, config, context, state, reader, writer)
+            await LeanTCPServer(app, loop, config, context, state, reader, writer, idle=idle)
         except OSError:
             pass  # the client left before we could start
         finally:
@@ -90,12 +92,14 @@ async def serve(app: AppWrapper, config: HypercornConfig, sock: socket.socket, *
         accepting.cancel()
         count.publish(NOT_ACCEPTING)
         await asyncio.sleep(ACCEPT_SETTLE)
-        await context.terminated.set()  # hypercorn now closes idle keep-alive connections
+        await context.terminated.set()  # connections now close instead of waiting for another request
+        close_idle(idle)
         if connections:
             _, pending = await asyncio.wait(connections, timeout=config.graceful_timeout)
             if pending:
-                log.warning("%d connection(s) still busy after %.0f s: closing them", len(pending),
-                            config.graceful_timeout)
+                log.warning(
+                    "%d connection(s) still busy after %.0f s: closing them", len(pending), config.graceful_timeout
+                )
                 for task in pending:
                     task.cancel()
         await lifespan.wait_for_shutdown()
@@ -103,8 +107,12 @@ async def serve(app: AppWrapper, config: HypercornConfig, sock: socket.socket, *
         await asyncio.gather(lifespan_task, return_exceptions=True)
 
 
-async def _accept(sock: socket.socket, handle: Callable[[socket.socket], Awaitable[None]],
-                  count: ConnectionCount, connections: set[asyncio.Task[None]]) -> None:
+async def _accept(
+    sock: socket.socket,
+    handle: Callable[[socket.socket], Awaitable[None]],
+    count: ConnectionCount,
+    connections: set[asyncio.Task[None]],
+) -> None:
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     while True:
