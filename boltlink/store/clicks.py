@@ -27,6 +27,7 @@ alignment, late visits, deleted links, retention): clicks_common.py.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,7 +118,7 @@ class ClickStore(abc.ABC):
 
     @abc.abstractmethod
     async def record_clicks(self, visits: Sequence[Visit], *, source: str | None = None,
-                            offsets: Mapping[str, int] | None = None) -> int:
+                            offsets: Mapping[str, int] | None = None, staged: asyncio.Event | None = None) -> int:
         """Record a batch in ONE transaction; return how many visits were new.
 
         A visit whose event_id is already stored, or whose link no longer
@@ -126,6 +127,12 @@ class ClickStore(abc.ABC):
         ALL_LINKS; +1 per dimension in breakdown_hourly; +1 visitors when
         (link, day, visitor) is new; and links.clicks_* updated. offsets
         (name -> position) are stored for source in the same transaction.
+
+        staged, when given, is set once the rest of the work needs no CPU of
+        this process (SQLite: the visits are written and the counters are
+        single statements that run without the GIL; the other stores: at
+        once). The aggregator enriches its next batch only then, so the two
+        overlap instead of slowing each other.
         """
 
     @abc.abstractmethod

@@ -7,6 +7,7 @@ all or nothing here too.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -59,7 +60,9 @@ class MemoryClickStore(ClickStore):
         self._visitors = {k for k in self._visitors if k[0] != link_id}
 
     async def record_clicks(self, visits: Sequence[Visit], *, source: str | None = None,
-                            offsets: Mapping[str, int] | None = None) -> int:
+                            offsets: Mapping[str, int] | None = None, staged: asyncio.Event | None = None) -> int:
+        if staged is not None:
+            staged.set()
         self._check_open()
         positions = offset_rows(source, offsets)
         if any(position < 0 for _, _, position in positions):  # the CHECK constraint of the databases

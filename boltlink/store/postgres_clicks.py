@@ -9,6 +9,7 @@ keys, so only the rows concerned are read however long the tables grow.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -73,7 +74,9 @@ class PostgresClickStore(ClickStore):
             yield conn
 
     async def record_clicks(self, visits: Sequence[Visit], *, source: str | None = None,
-                            offsets: Mapping[str, int] | None = None) -> int:
+                            offsets: Mapping[str, int] | None = None, staged: asyncio.Event | None = None) -> int:
+        if staged is not None:  # the work is PostgreSQL's, in its own process
+            staged.set()
         batch = sorted(unique_visits(visits), key=lambda v: v.event_id)
         positions = offset_rows(source, offsets)
         if not batch and not positions:

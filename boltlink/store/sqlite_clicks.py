@@ -9,6 +9,7 @@ share the database's one write lock, never wait long for it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
@@ -55,12 +56,18 @@ class SqliteClickStore(ClickStore):
     _call: Callable[..., Any]
 
     async def record_clicks(self, visits: Sequence[Visit], *, source: str | None = None,
-                            offsets: Mapping[str, int] | None = None) -> int:
+                            offsets: Mapping[str, int] | None = None, staged: asyncio.Event | None = None) -> int:
         batch = unique_visits(visits)
         positions = offset_rows(source, offsets)
         if not batch and not positions:
+            if staged is not None:
+                staged.set()
             return 0
-        return await self._call(lambda conn: record(conn, batch, positions))
+        on_staged = None
+        if staged is not None:
+            loop = asyncio.get_running_loop()
+            on_staged = lambda: loop.call_soon_threadsafe(staged.set)  # noqa: E731 (called on the store's thread)
+        return await self._call(lambda conn: record(conn, batch, positions, on_staged))
 
     async def consumer_offsets(self, source: str) -> dict[str, int]:
         def job(conn: sqlite3.Connection) -> dict[str, int]:

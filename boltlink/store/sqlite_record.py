@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from boltlink.store import sqlite_db as db
@@ -129,11 +130,19 @@ _STORE_OFFSETS = (
 )
 
 
-def record(conn: sqlite3.Connection, batch: list[Visit], positions: list[tuple[str, str, int]]) -> int:
-    """Record the batch (event ids unique within it) and store the offsets; the number of new visits."""
+def record(conn: sqlite3.Connection, batch: list[Visit], positions: list[tuple[str, str, int]],
+           staged: Callable[[], object] | None = None) -> int:
+    """Record the batch (event ids unique within it) and store the offsets; the number of new visits.
+
+    staged() is called once the visits are inserted: executemany() binds every row under the GIL,
+    which it must take back from the event loop's thread after each one, so while that thread works
+    the insert crawls. Everything after it is one statement at a time, run without the GIL.
+    """
     _prepare(conn)
     with db.write(conn):
         new = _insert(conn, batch) if batch else 0
+        if staged is not None:
+            staged()
         if new:
             conn.execute(_NEW_VISITORS)
             conn.execute("INSERT INTO main.visitors_daily (link_id, day, visitor)"

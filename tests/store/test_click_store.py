@@ -178,6 +178,15 @@ async def test_a_replayed_batch_records_nothing_and_changes_nothing(store: Store
     assert after == before
 
 
+async def test_staged_is_set_by_the_time_a_batch_is_recorded_or_refused(store: Store) -> None:
+    """The aggregator waits for `staged` before it enriches the next batch: it must never stay unset."""
+    link_id = await new_link(store, "a")
+    for visits in (mixed_visits(link_id, 40), []):
+        staged = asyncio.Event()
+        await store.record_clicks(visits, source="spool", offsets={"w1": 100}, staged=staged)
+        assert staged.is_set()
+
+
 async def test_only_the_new_visits_of_a_mixed_batch_count(store: Store) -> None:
     link_id = await new_link(store, "a")
     visits = mixed_visits(link_id, 30)
