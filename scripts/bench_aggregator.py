@@ -510,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     only.add_argument("--sqlite-only", action="store_true", help="embedded mode only (spool -> SQLite)")
     only.add_argument("--postgres-only", action="store_true", help="distributed mode only (Redis -> PostgreSQL)")
     parser.add_argument("--batch", type=int, default=None,
-                        help="aggregator_batch_size (None: the config default, 5000)")
+                        help="aggregator_batch_size (default: the config's, 20,000)")
     parser.add_argument("--links", type=int, default=1_000, help="links the clicks go to")
     parser.add_argument("--zipf", type=float, default=1.0, help="skew of the link choice: link k ~ 1/k**zipf")
     parser.add_argument("--span-minutes", type=float, default=60.0, help="the events' timestamps span this long")
@@ -528,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     support.check_loopback(args.redis)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     support.bound_run(args.max_seconds)
+    aggregator.configure_process()  # as the aggregator role's process is
     try:
         return support.run(main_async(args))
     except (support.BenchTimeout, RuntimeError) as exc:

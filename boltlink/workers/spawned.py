@@ -55,9 +55,11 @@ def run_role_process(role: str, config: Config, name: str, *, listen_fd: int | N
 
         run_api(config, process_name=name, listen_fd=listen_fd, channel_fd=channel_fd, balance=balance)
         return
-    from boltlink.workers.aggregator import run_aggregator
+    from boltlink.workers.aggregator import configure_process, run_aggregator
     from boltlink.workers.analytics import run_analytics
     from boltlink.workers.runtime import run_role
 
+    if role == "aggregator":
+        configure_process()
     run_role(config, run_aggregator if role == "aggregator" else run_analytics, process_name=name,
              channel_fd=channel_fd)
