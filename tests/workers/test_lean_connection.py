@@ -62,8 +62,9 @@ class Server:
 
     async def start(self) -> None:
         wrapped = wrap_app(app, self.config.wsgi_max_body_size, "asgi")
-        self.task = asyncio.create_task(http_server.serve(wrapped, self.config, self.sock,
-                                                          stop_accepting=self.stop.wait, shutdown=self.stop.wait))  # fmt: skip
+        serving = http_server.serve(wrapped, self.config, self.sock, stop_accepting=self.stop.wait,
+                                    shutdown=self.stop.wait)
+        self.task = asyncio.create_task(serving)
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         return await asyncio.open_connection("127.0.0.1", self.port)
@@ -85,7 +86,8 @@ async def server() -> AsyncIterator[Server]:
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    lines = head.split(b"\r\n")
+    length = next(int(line.split(b":")[1]) for line in lines if line.lower().startswith(b"content-length"))
     body = await asyncio.wait_for(reader.readexactly(length), 10)
     return head, body
 
