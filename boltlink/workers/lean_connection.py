@@ -1,4 +1,4 @@
-"""hypercorn's TCPServer with two per-request costs taken out: one send per response, one timer per wait.
+"""hypercorn's TCPServer with per-request costs taken out: one send per response, one timer per wait.
 
 Everything that speaks HTTP stays hypercorn's (h11/h2 parsing, streams, the
 ASGI calls). What changes is how the connection writes and times out, which
@@ -18,6 +18,8 @@ py-spy; scripts/bench.py has the figures):
   here it is one loop timer that is re-armed. Draining closes the idle
   connections at once, as hypercorn's task does when `terminated` is set:
   http_server.serve calls close_idle().
+- Reads. Without a read_timeout (the API sets none) each read is awaited
+  directly rather than through asyncio.wait_for.
 
 Order is kept: every write of a connection goes through the same buffer,
 and Closed sends what is buffered before closing. A redirect's click is
@@ -30,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from ssl import SSLError
 from typing import Any
 
-from hypercorn.asyncio.tcp_server import TCPServer
+from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.events import Closed, Event, RawData, Updated
 
 # Buffered bytes past which a write goes out at once and waits for the client to take it.
@@ -114,6 +117,20 @@ class LeanTCPServer(TCPServer):
                 self.idle_task.arm()  # type: ignore[attr-defined]
             else:
                 self.idle_task.disarm()  # type: ignore[attr-defined]
+
+    async def _read_data(self) -> None:
+        """hypercorn's loop, without asyncio.wait_for around each read when there is no read_timeout
+        (workers/api.py sets none; the idle timer bounds a silent client)."""
+        if self.config.read_timeout is not None:
+            await super()._read_data()
+            return
+        while not self.reader.at_eof():
+            try:
+                data = await self.reader.read(MAX_RECV)
+            except (ConnectionError, OSError, SSLError):
+                break
+            await self.protocol.handle(RawData(data))
+        await self.protocol.handle(Closed())
 
     def _flush(self) -> None:
         self._flush_scheduled = False
