@@ -65,7 +65,9 @@ class RunFiles:
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
             except BlockingIOError:
-                text = self.pidfile.read_text().strip()
+                # From the descriptor we hold, not the path: a master exiting now may have removed the
+                # file already (that raised FileNotFoundError out of `stop`, as an internal error).
+                text = os.read(fd, 64).decode("ascii", "replace").strip()
                 return int(text) if text.isdigit() else -1
             fcntl.flock(fd, fcntl.LOCK_UN)  # we got the lock: nobody holds it, the file is stale
             return None
