@@ -141,6 +141,7 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
     hypercorn_config.graceful_timeout = config.kill_timeout
     hypercorn_config.keep_alive_timeout = HEADER_TIMEOUT
     hypercorn_config.accesslog = None
+    hypercorn_config.include_server_header = False  # no `server: hypercorn-h11`: it tells attackers what we run
     hypercorn_config.errorlog = logging.getLogger("hypercorn.error")
     host, port = sock.getsockname()[:2]
     log.info("listening on http://%s:%s (store: %s)", host if ":" not in host else f"[{host}]", port,

@@ -140,6 +140,8 @@ def test_serve_answers_health_and_ready(start: Start) -> None:
 
     assert health.json()["status"] == "ok"
     assert (ready.status_code, ready.json()["status"]) == (200, "ready")
+    assert "server" not in health.headers  # hypercorn's `server: hypercorn-h11` would say what runs here
+    assert "date" in health.headers  # which HTTP requires of a server with a clock
 
 
 def test_sigterm_stops_serve_with_exit_0(start: Start) -> None:
