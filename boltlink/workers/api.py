@@ -17,7 +17,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from hypercorn.config import Config as HypercornConfig
 from hypercorn.utils import wrap_app
 
 from boltlink import __version__, build_id
@@ -34,6 +33,7 @@ from boltlink.workers import http_server
 from boltlink.workers.balance import ConnectionBoard
 from boltlink.workers.bootstrap import configure_logging, run_async
 from boltlink.workers.channel import MasterChannel
+from boltlink.workers.lean_connection import LeanConfig
 
 log = logging.getLogger("boltlink.api")
 
@@ -136,7 +136,7 @@ async def serve_api(config: Config, sock: socket.socket, channel: MasterChannel 
         state.aggregator_figures = aggregator.figures  # for /metrics
         side_tasks.append(loop.create_task(run_aggregator(config, stop, aggregator)))
 
-    hypercorn_config = HypercornConfig()
+    hypercorn_config = LeanConfig()
     hypercorn_config.backlog = config.backlog  # hypercorn re-listens with its own default of 100 otherwise
     hypercorn_config.graceful_timeout = config.kill_timeout
     hypercorn_config.keep_alive_timeout = HEADER_TIMEOUT

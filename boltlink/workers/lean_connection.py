@@ -20,6 +20,7 @@ py-spy; scripts/bench.py has the figures):
   http_server.serve calls close_idle().
 - Reads. Without a read_timeout (the API sets none) each read is awaited
   directly rather than through asyncio.wait_for.
+- The Date header: formatted once a second (LeanConfig), not per response.
 
 Order is kept: every write of a connection goes through the same buffer,
 and Closed sends what is buffered before closing. A redirect's click is
@@ -31,12 +32,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from ssl import SSLError
 from typing import Any
+from wsgiref.handlers import format_date_time
 
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, Event, RawData, Updated
+
+
+class LeanConfig(HypercornConfig):
+    """hypercorn's settings, with the Date header of every response formatted once a second, not each time
+    (wsgiref's format_date_time was ~1.5% of an API worker's time under wrk)."""
+
+    _date_second = -1
+    _date = b""
+
+    def response_headers(self, protocol: str) -> list[tuple[bytes, bytes]]:
+        if not self.include_date_header or self.include_server_header or self.alt_svc_headers:
+            return super().response_headers(protocol)
+        second = int(time.time())
+        if second != self._date_second:
+            self._date_second, self._date = second, format_date_time(second).encode("ascii")
+        return [(b"date", self._date)]
+
 
 # Buffered bytes past which a write goes out at once and waits for the client to take it.
 FLUSH_BYTES = 64 * 1024

@@ -146,3 +146,23 @@ async def test_draining_closes_idle_connections_at_once_and_finishes_busy_ones()
     finally:
         srv.stop.set()
         srv.sock.close()
+
+
+def test_the_date_header_is_hypercorns_formatted_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.utils import parsedate_to_datetime
+
+    from boltlink.workers import lean_connection
+
+    config = lean_connection.LeanConfig()
+    config.include_server_header = False
+    clock = [1_764_424_800.2]
+    monkeypatch.setattr(lean_connection.time, "time", lambda: clock[0])
+    first = config.response_headers("h11")
+    assert first == [(b"date", b"Sat, 29 Nov 2025 14:00:00 GMT")]
+    clock[0] += 0.7
+    assert config.response_headers("h11") == first  # the same second: the same text
+    clock[0] += 0.5
+    (name, value), = config.response_headers("h11")
+    assert parsedate_to_datetime(value.decode()).timestamp() == 1_764_424_801
+    config.include_server_header = True  # anything else asked of hypercorn: its own answer
+    assert (b"server", b"hypercorn-h11") in config.response_headers("h11")
