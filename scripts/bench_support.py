@@ -42,11 +42,12 @@ class BenchTimeout(Exception):
     """The script ran past its --max-seconds: it stops, cleans up and exits non-zero."""
 
 
-def bound_run(max_seconds: float) -> None:
-    """SIGALRM after max_seconds, and SIGTERM/SIGHUP, raise in the main thread so every finally runs."""
+def bound_run(max_seconds: float, timeout_error: type[Exception] = BenchTimeout) -> None:
+    """SIGALRM after max_seconds (timeout_error), and SIGTERM/SIGHUP (KeyboardInterrupt), raise in the
+    main thread so every finally runs."""
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise BenchTimeout(f"ran longer than {max_seconds:g} s")
+        raise timeout_error(f"ran longer than {max_seconds:g} s")
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")

@@ -44,10 +44,10 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from types import FrameType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_support import bound_run  # noqa: E402
 from chaos_lab import ChaosCluster, Lab, chaos_cluster_factory  # noqa: E402
 from chaos_scenarios import SCENARIOS, Outcome, header  # noqa: E402
 
@@ -86,15 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     random.seed(args.seed)
 
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise ChaosTimeout(f"ran longer than {args.max_seconds:g} s")
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGHUP, on_term)
+    bound_run(args.max_seconds, ChaosTimeout)  # re-armed below for each scenario, to the same deadline
     deadline = time.monotonic() + args.max_seconds
 
     outcomes: list[Outcome] = []

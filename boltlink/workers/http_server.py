@@ -102,9 +102,8 @@ async def serve(app: AppWrapper, config: HypercornConfig, sock: socket.socket, *
         if connections:
             _, pending = await asyncio.wait(connections, timeout=config.graceful_timeout)
             if pending:
-                log.warning(
-                    "%d connection(s) still busy after %.0f s: closing them", len(pending), config.graceful_timeout
-                )
+                log.warning("%d connection(s) still busy after %.0f s: closing them", len(pending),
+                            config.graceful_timeout)
                 for task in pending:
                     task.cancel()
         await lifespan.wait_for_shutdown()
@@ -112,12 +111,8 @@ async def serve(app: AppWrapper, config: HypercornConfig, sock: socket.socket, *
         await asyncio.gather(lifespan_task, return_exceptions=True)
 
 
-async def _accept(
-    sock: socket.socket,
-    handle: Callable[[socket.socket], Awaitable[None]],
-    count: ConnectionCount,
-    connections: set[asyncio.Task[None]],
-) -> None:
+async def _accept(sock: socket.socket, handle: Callable[[socket.socket], Awaitable[None]],
+                  count: ConnectionCount, connections: set[asyncio.Task[None]]) -> None:
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     while True:

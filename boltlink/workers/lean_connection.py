@@ -66,14 +66,8 @@ FLUSH_BYTES = 64 * 1024
 class IdleTimer:
     """The interface of hypercorn's AsyncioSingleTask for the idle wait, as one re-armed loop timer."""
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        timeout: float,
-        expire: Callable[[], None],
-        idle: set[IdleTimer],
-        terminated: Callable[[], bool],
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, expire: Callable[[], None],
+                 idle: set[IdleTimer], terminated: Callable[[], bool]) -> None:
         self.loop, self.timeout, self.expire, self.idle, self.terminated = loop, timeout, expire, idle, terminated
         self.handle: asyncio.TimerHandle | None = None
 
@@ -131,8 +125,7 @@ class LeanTCPServer(TCPServer):
                 except (ConnectionError, RuntimeError):
                     await self.protocol.handle(Closed())
         elif isinstance(event, Closed):
-            self._flush()
-            await self._close()
+            await self._close()  # which sends what is buffered first
         elif isinstance(event, Updated):
             if event.idle:
                 self.idle_task.arm()  # type: ignore[attr-defined]
