@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -26,17 +27,28 @@ def parse_user_agent(user_agent: str | None) -> tuple[str | None, str | None, st
     )
 
 
+# An http(s) URL whose host is plain ASCII letters, digits, dots and dashes, with no user info and at
+# most a numeric port: urlsplit() would give that host (lower-cased) too, at ~6 us against ~0.4 us.
+# Anything else (brackets, "@", tabs, another scheme...) goes through urlsplit(). test_enrich.py
+# compares the two.
+_PLAIN_HOST = re.compile(r"https?://([A-Za-z0-9.-]+)(?::[0-9]*)?(?:[/?#]|\Z)")
+
+
 # Cached (speed only; the result depends on the string alone): a referrer is mostly a bare origin
 # ("https://t.co/": browsers send only the origin to other sites by default), so the same few strings
-# repeat, and urlsplit() costs ~2.5 us each. Bounded: at most 8,192 strings of <= 1,024 characters.
+# repeat. Bounded: at most 8,192 strings of <= 1,024 characters.
 @lru_cache(maxsize=8192)
 def referrer_host(referrer: str | None) -> str | None:
     if not referrer:
         return None
-    try:
-        host = urlsplit(referrer).hostname
-    except ValueError:
-        return None
+    plain = _PLAIN_HOST.match(referrer)
+    if plain is not None:
+        host: str | None = plain.group(1)
+    else:
+        try:
+            host = urlsplit(referrer).hostname
+        except ValueError:
+            return None
     return host.lower().removeprefix("www.") if host else None
 
 

@@ -28,7 +28,9 @@ def new_event_id() -> str:
     return f"{_prefix}{next(_counter):x}"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like Visit: every redirect makes one and the aggregator decodes one per click, and a
+# frozen dataclass sets each field through object.__setattr__ (1.9 us against 0.3 us for these 8).
+@dataclass(slots=True)
 class ClickEvent:
     id: str
     link_id: int

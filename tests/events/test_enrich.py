@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from boltlink.events.enrich import to_visit
+from boltlink.events.enrich import referrer_host, to_visit
 from boltlink.events.model import ClickEvent
 
 CHROME_WINDOWS = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -67,6 +70,38 @@ def test_referrer_host(referrer, host):
     visit = to_visit(click(referrer=referrer))
     assert visit.referrer_host == host
     assert visit.dimension("referrer") == (host or "(direct)")
+
+
+def _by_urlsplit(referrer: str) -> str | None:
+    try:
+        host = urlsplit(referrer).hostname
+    except ValueError:
+        return None
+    return host.lower().removeprefix("www.") if host else None
+
+
+# Referrers the plain-host shortcut in referrer_host() must either read as urlsplit() does or leave to it.
+_TRICKY = [
+    "https://t.co", "https://t.co/", "https://T.CO?x=1", "https://t.co#top", "http://a.b:80", "http://a.b:",
+    "http://a.b:80/x", "http://a.b:8x/", "http://a.b:80\n", "https://u@h.com/", "https://u:p@h.com:1/",
+    "http://[::1]:80/", "http://a\tb.com/", "http://ab.com\t/", " http://ab.com/", "http://ab.com /",
+    "HTTP://AB.com/", "https:///x", "https://", "http:/ab.com/", "https://.../", "https://-a-.b./c",
+    "https://a_b.com/", "https://www./", "https://www.", "https://xn--bcher-kva.example/", "https://bücher.de/",
+    "ftp://files.example/", "https://a.com\\b.com/", "https://a.com;x/", "https://a.com%2F@b.com/",
+]
+
+
+@pytest.mark.parametrize("referrer", _TRICKY)
+def test_referrer_host_reads_as_urlsplit_does(referrer):
+    referrer_host.cache_clear()
+    assert referrer_host(referrer) == _by_urlsplit(referrer)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(r"\A(https?|HTTP|ftp)(://|:/|:)[A-Za-z0-9.\-_@:\[\]%\t /?#\\]{0,30}\Z"))
+def test_referrer_host_reads_any_url_as_urlsplit_does(referrer):
+    referrer_host.cache_clear()
+    assert referrer_host(referrer) == _by_urlsplit(referrer)
 
 
 def test_the_visitor_hash_is_stable_within_a_day_and_changes_the_next():
