@@ -41,6 +41,7 @@ from boltlink.store.clicks import DIMENSIONS, DIRECT, UNKNOWN, Visit
 VISIT_COLUMNS = (
     "event_id, link_id, at, referrer, referrer_host, user_agent, browser, os, device, bot, ip, country, visitor"
 )
+WORK_MEM = "64MB"
 _VISIT_COLUMN_NAMES = [name.strip() for name in VISIT_COLUMNS.split(",")]
 
 # ON COMMIT DELETE ROWS: empty at the start of every transaction, whatever the last one did.
@@ -143,6 +144,9 @@ async def record(conn: asyncpg.Connection, batch: list[Visit], positions: list[t
             for v in batch if v.link_id in live
         ]  # fmt: skip
         if rows:
+            # A batch's sorts and groupings (20,000 visits of ~340 bytes) overflow the default 4 MB and
+            # spill to temporary files; for this transaction only.
+            await conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
             await conn.execute(_STAGE)
             await conn.copy_records_to_table("click_stage", schema_name="pg_temp", records=rows,
                                              columns=_VISIT_COLUMN_NAMES)
