@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -404,3 +405,8 @@ def test_live_screen_says_when_the_cluster_stops_and_exits_non_zero(monit_pane: 
     lines = pane.wait_exit()
     left_cleanly(pane, lines, 3)
     assert "boltlink: the cluster stopped while monit was running" in lines
+
+
+def test_the_cli_loads_without_rich_so_other_commands_start_sooner() -> None:
+    code = "import sys, boltlink.cli; sys.exit('rich' in sys.modules or 'boltlink.cli.monit_view' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
