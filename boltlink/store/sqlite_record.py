@@ -152,9 +152,10 @@ def record(conn: sqlite3.Connection, batch: list[Visit], positions: list[tuple[s
     """
     _prepare(conn)
     with db.write(conn):
-        new = _insert(conn, batch, staged) if batch else 0
+        before = _stage(conn, batch) if batch else None
         if staged is not None:
-            staged()  # again, harmless: when nothing was staged
+            staged()
+        new = _insert_staged(conn, before) if before is not None else 0
         if new:
             conn.execute(_NEW_VISITORS)
             conn.execute("INSERT INTO main.visitors_daily (link_id, day, visitor)"
@@ -187,8 +188,9 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM temp.visit_stage")
 
 
-def _insert(conn: sqlite3.Connection, batch: list[Visit], staged: Callable[[], object] | None) -> int:
-    """Insert the visits of existing links; copy the new ones into temp.click_batch and count them."""
+def _stage(conn: sqlite3.Connection, batch: list[Visit]) -> int | None:
+    """Bind the visits of existing links into temp.visit_stage; the largest visits rowid before them,
+    or None when no visit's link exists."""
     wanted = json.dumps(sorted({v.link_id for v in batch}))
     live = {row[0] for row in conn.execute(
         "SELECT id FROM main.links WHERE id IN (SELECT value FROM json_each(?))", (wanted,)
@@ -199,14 +201,21 @@ def _insert(conn: sqlite3.Connection, batch: list[Visit], staged: Callable[[], o
         for v in batch if v.link_id in live
     ]  # fmt: skip
     if not rows:
-        return 0
-    last = conn.execute("SELECT coalesce(max(id), 0) FROM main.visits").fetchone()[0]
+        return None
+    before = conn.execute("SELECT coalesce(max(id), 0) FROM main.visits").fetchone()[0]
     conn.executemany(_STAGE_VISIT, rows)
-    if staged is not None:
-        staged()
+    return before
+
+
+def _insert_staged(conn: sqlite3.Connection, before: int) -> int:
+    """Insert the staged visits; copy the new ones (rowids above before) into temp.click_batch and count them."""
     conn.execute(_INSERT_VISITS)
     conn.execute("DELETE FROM temp.visit_stage")
-    return conn.execute(_FILL_BATCH, (last,)).rowcount
+    return conn.execute(_FILL_BATCH, (before,)).rowcount
+
+
+# "2025-01-31T12:00:00" by (year, month, day, hour, minute, second), for _text.
+_SECONDS: dict[tuple[int, ...], str] = {}
 
 
 def _text(at: datetime) -> str:
@@ -221,6 +230,3 @@ def _text(at: datetime) -> str:
             _SECONDS.clear()
         head = _SECONDS[second] = at.isoformat(timespec="seconds").removesuffix("+00:00")
     return f"{head}.{at.microsecond:06d}+00:00"
-
-
-_SECONDS: dict[tuple[int, ...], str] = {}  # "2025-01-31T12:00:00" by (year, ..., second)
